@@ -1,0 +1,5 @@
+package kvm
+
+import "runtime"
+
+func runtimeKeepAlive(x any) { runtime.KeepAlive(x) }
