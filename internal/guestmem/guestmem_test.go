@@ -1,0 +1,140 @@
+package guestmem
+
+import (
+	"errors"
+	"testing"
+)
+
+func newTest(t *testing.T, specs ...RegionSpec) *Memory {
+	t.Helper()
+	m, err := New(specs, Backing{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestBoundsChecks(t *testing.T) {
+	m := newTest(t, RegionSpec{0, 1 << 20}, RegionSpec{4 << 20, 1 << 20})
+	if m.Size() != 2<<20 {
+		t.Fatalf("size %d", m.Size())
+	}
+	for _, c := range []struct {
+		gpa, n uint64
+		ok     bool
+	}{
+		{0, 1 << 20, true},
+		{1<<20 - 4, 4, true},
+		{1<<20 - 4, 5, false},      // runs off the first region
+		{1 << 20, 1, false},        // in the hole
+		{4 << 20, 16, true},        // second region
+		{5<<20 - 1, 2, false},      // past the end
+		{^uint64(0) - 1, 4, false}, // wrap-around
+		{0, ^uint64(0), false},     // absurd length
+		{4<<20 + 8, ^uint64(0) - 4, false},
+	} {
+		_, err := m.Slice(c.gpa, c.n)
+		if (err == nil) != c.ok {
+			t.Errorf("Slice(%#x, %#x) err=%v, want ok=%v", c.gpa, c.n, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrOutOfRange) {
+			t.Errorf("error %v is not ErrOutOfRange", err)
+		}
+	}
+}
+
+func TestReadWriteAcrossAndValues(t *testing.T) {
+	m := newTest(t, RegionSpec{0, 2 << 20})
+	if err := m.PutUint64(0x1000, 0x1122334455667788); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := m.Uint32(0x1000)
+	if v != 0x55667788 {
+		t.Errorf("Uint32 = %#x", v)
+	}
+	buf := []byte("hello")
+	if err := m.WriteAt(buf, 2<<20-2); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("write off the end: %v", err)
+	}
+	if err := m.WriteAt(buf, 0x2000); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if err := m.ReadAt(got, 0x2000); err != nil || string(got) != "hello" {
+		t.Errorf("ReadAt = %q, %v", got, err)
+	}
+	if err := m.Zero(0x2000, 5); err != nil {
+		t.Fatal(err)
+	}
+	m.ReadAt(got, 0x2000)
+	if string(got) != "\x00\x00\x00\x00\x00" {
+		t.Errorf("after Zero: %q", got)
+	}
+}
+
+func TestAdjacentRegionsReadAcross(t *testing.T) {
+	m := newTest(t, RegionSpec{0, 1 << 20}, RegionSpec{1 << 20, 1 << 20})
+	if err := m.WriteAt([]byte("abcd"), 1<<20-2); err != nil {
+		t.Fatalf("write across adjacent regions: %v", err)
+	}
+	if _, err := m.Slice(1<<20-2, 4); err == nil {
+		t.Error("Slice across regions must fail: it promises one contiguous mapping")
+	}
+}
+
+func TestLazyMapping(t *testing.T) {
+	m := newTest(t, RegionSpec{0, 64 << 20})
+	r, err := m.Resident()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r > 1<<20 {
+		t.Errorf("%d bytes resident before the guest touched anything", r)
+	}
+	m.PutUint32(32<<20, 1)
+	r2, _ := m.Resident()
+	if r2 <= r {
+		t.Errorf("touching a page did not make it resident (%d -> %d)", r, r2)
+	}
+}
+
+func TestInvalidSpecs(t *testing.T) {
+	for _, specs := range [][]RegionSpec{
+		{{0, 1000}},
+		{{0x800, 4096}},
+		{{0, 2 << 20}, {1 << 20, 2 << 20}},
+	} {
+		if m, err := New(specs, Backing{}); err == nil {
+			m.Close()
+			t.Errorf("New(%v) succeeded", specs)
+		}
+	}
+	if _, err := New([]RegionSpec{{0, 4096}}, Backing{HugePages: "giant"}); err == nil {
+		t.Error("unknown huge page mode accepted")
+	}
+}
+
+func TestMergeAndTHP(t *testing.T) {
+	m, err := New([]RegionSpec{{0, 4 << 20}}, Backing{Merge: true, HugePages: "thp"})
+	if err != nil {
+		t.Skipf("KSM/THP not available here: %v", err)
+	}
+	m.Close()
+}
+
+func TestSharedMemfd(t *testing.T) {
+	m, err := New([]RegionSpec{{0, 1 << 20}}, Backing{Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Regions()[0].File == nil {
+		t.Fatal("shared region has no memfd")
+	}
+	m.PutUint32(0x100, 0xdeadbeef)
+	b := make([]byte, 4)
+	if _, err := m.Regions()[0].File.ReadAt(b, 0x100); err != nil || b[0] != 0xef {
+		t.Errorf("memfd does not see the write: %x %v", b, err)
+	}
+}
