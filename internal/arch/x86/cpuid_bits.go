@@ -13,12 +13,16 @@ const (
 	leafTopologyV2     = 0x1f
 	leafExtMax         = 0x80000000
 	leafExtFeatures1   = 0x80000001
+	leafPowerMgmt      = 0x80000007 // advanced power management
 	leafAddrSizes      = 0x80000008
 	leafAMDCacheTopo   = 0x8000001d
 	leafAMDExtAPICID   = 0x8000001e
 	leafHypervisorBase = 0x40000000
 	leafHypervisorEnd  = 0x400000ff
 )
+
+// bitInvariantTSC is leaf 0x80000007 EDX bit 8.
+const bitInvariantTSC = 1 << 8
 
 // The KVM paravirtual leaves (Documentation/virt/kvm/x86/cpuid.rst).
 const (

@@ -22,6 +22,7 @@ func (n *normalizer) run() {
 	}
 	n.topology()
 	n.extFeatures1()
+	n.powerMgmt()
 	n.addrSizes()
 	if n.vendor == vendorAMD {
 		n.amdCacheTopology()
@@ -161,6 +162,15 @@ func (n *normalizer) topologyLevels() []CPUIDEntry {
 func (n *normalizer) extFeatures1() {
 	if e := n.t.find(leafExtFeatures1, 0); e != nil {
 		e.ECX &^= bitSVM
+	}
+}
+
+// powerMgmt hides the invariant TSC (leaf 0x80000007 EDX bit 8), as QEMU
+// does by default: the TSC rate is not guaranteed across a migration, and
+// with it Linux ranks the raw TSC above kvm-clock and drops kvm-clock.
+func (n *normalizer) powerMgmt() {
+	if e := n.t.find(leafPowerMgmt, 0); e != nil {
+		e.EDX &^= bitInvariantTSC
 	}
 }
 

@@ -317,3 +317,24 @@ func TestSetField(t *testing.T) {
 		t.Errorf("whole register: %#x", x)
 	}
 }
+
+// The invariant TSC is hidden so the guest keeps kvm-clock, which Linux
+// ranks below an invariant TSC.
+func TestInvariantTSCHidden(t *testing.T) {
+	var has bool
+	for _, e := range pvmHostSupported {
+		has = has || (e.Function == 0x80000007 && e.EDX&(1<<8) != 0)
+	}
+	if !has {
+		t.Fatal("the captured host table no longer reports an invariant TSC")
+	}
+	out, err := BuildCPUID(pvmHostSupported, 0, Topology{CPUs: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range out {
+		if e.Function == 0x80000007 && e.EDX&(1<<8) != 0 {
+			t.Errorf("invariant TSC still exposed: %#x", e.EDX)
+		}
+	}
+}

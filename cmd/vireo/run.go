@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vireo-vmm/vireo/internal/console"
+	"github.com/vireo-vmm/vireo/internal/guestimg"
+	"github.com/vireo-vmm/vireo/internal/vmm"
+)
+
+// processStart approximates the process start for boot-marker timestamps.
+var processStart = time.Now()
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	f, err := parseRunFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError{fmt.Sprintf("invalid --log-level %q", f.logLevel)}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	cfg := vmm.Config{
+		Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline,
+		CPUs: f.cpus, MemoryBytes: f.memory.bytes, HugePages: f.memory.hugePages, Merge: f.memory.merge,
+		CPUTemplate: f.cpuTemplate, NoReboot: f.noReboot, Log: log, Start: processStart,
+	}
+	if cfg.Kernel == "" {
+		if cfg.Kernel, err = guestimg.DefaultKernel(); err != nil {
+			return err
+		}
+		if cfg.Initrd == "" {
+			if cfg.Initrd, err = guestimg.DefaultInitrd(); err != nil {
+				return err
+			}
+		}
+	}
+	if !f.cmdlineSet {
+		cfg.Cmdline = guestimg.DefaultCmdline()
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := checkReadable(cfg.Kernel, "kernel"); err != nil {
+		return err
+	}
+	if cfg.Initrd != "" {
+		if err := checkReadable(cfg.Initrd, "initrd"); err != nil {
+			return err
+		}
+	}
+
+	con, err := console.Open(f.console)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	defer con.Close()
+	cfg.Console = con.Output()
+
+	ctl, err := vmm.NewController(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer cancel()
+	con.Start(ctl.ConsoleInput, cancel)
+	err = ctl.Run(ctx)
+	con.Close()
+	return err
+}
+
+func checkReadable(path, what string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return fmt.Errorf("%s %s: no such file", what, path)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s %s: is a directory", what, path)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%s: %s", what, strings.TrimPrefix(err.Error(), "open "))
+	}
+	fh.Close()
+	return nil
+}
