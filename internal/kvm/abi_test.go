@@ -47,7 +47,7 @@ func TestABISizes(t *testing.T) {
 		{"dirtyLog", unsafe.Sizeof(dirtyLog{}), 16},
 		{"EnableCap", unsafe.Sizeof(EnableCap{}), 104},
 		{"MSI", unsafe.Sizeof(MSI{}), 32},
-	{"Translation", unsafe.Sizeof(Translation{}), 24},
+		{"Translation", unsafe.Sizeof(Translation{}), 24},
 		{"StatsHeader", unsafe.Sizeof(StatsHeader{}), 24},
 		{"statsDescHeader", unsafe.Sizeof(statsDescHeader{}), 16},
 	}
