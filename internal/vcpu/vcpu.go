@@ -104,6 +104,10 @@ type VCPU struct {
 	exited chan struct{}
 	once   sync.Once
 	stats  Stats
+	// life guards cpu against a kick racing with the thread closing it:
+	// kick holds it shared; the thread takes it exclusively to close.
+	life   sync.RWMutex
+	closed bool
 }
 
 // Stats counts exits by kind. Fields are updated atomically by the vCPU thread.
@@ -172,10 +176,13 @@ func (v *VCPU) request(kind msgKind, fn func(*kvm.VCPU) error) error {
 // kick makes a running KVM_RUN return: immediate_exit first, then a signal
 // to the thread (the signal only matters while it is inside the guest).
 func (v *VCPU) kick() {
-	v.cpu.RunData().Kick()
-	if tid := v.tid.Load(); tid != 0 {
-		hostos.Tgkill(int(tid), hostos.KickSignal)
+	v.life.RLock()
+	defer v.life.RUnlock()
+	if v.closed || v.cpu == nil {
+		return
 	}
+	v.cpu.RunData().Kick()
+	hostos.Tgkill(int(v.tid.Load()), hostos.KickSignal)
 }
 
 // Pause stops the vCPU outside guest mode and returns once it is parked.
@@ -210,8 +217,15 @@ func (v *VCPU) loop(paused bool) {
 		v.ready <- err
 		return
 	}
-	defer cpu.Close()
+	defer func() {
+		v.life.Lock()
+		v.closed = true
+		cpu.Close()
+		v.life.Unlock()
+	}()
+	v.life.Lock()
 	v.cpu = cpu
+	v.life.Unlock()
 	if err := cpu.SetSignalMask(hostos.RunSignalMask()); err != nil {
 		v.ready <- err
 		return

@@ -70,7 +70,7 @@ func TestBadInput(t *testing.T) {
 		kernel string
 		want   string
 	}{
-		{"not a kernel", notKernel, "not a kernel"},
+		{"not a kernel", notKernel, "neither an ELF vmlinux nor a bzImage"},
 		{"empty file", empty, "kernel"},
 	}
 	for _, c := range withKVM {
