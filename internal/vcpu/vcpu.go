@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -273,8 +274,17 @@ func (v *VCPU) handle(cpu *kvm.VCPU, m msg, paused *bool) (stop bool) {
 	return false
 }
 
-// run is the hot loop. It returns the event that ends guest execution.
-func (v *VCPU) run(cpu *kvm.VCPU, paused bool) Event {
+// run is the hot loop. It returns the event that ends guest execution. A
+// panic in device emulation called from the exit path is a VMM bug; it is
+// caught here and reported as an error event, so the VMM shuts down with
+// one clear message instead of a crash.
+func (v *VCPU) run(cpu *kvm.VCPU, paused bool) (ev Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			v.cfg.Log.Error("panic in vCPU exit handling", "vcpu", v.cfg.ID, "panic", r, "stack", string(debug.Stack()))
+			ev = Event{ID: v.cfg.ID, Kind: ExitError, Err: fmt.Errorf("vCPU %d: internal error while emulating a device access: %v", v.cfg.ID, r)}
+		}
+	}()
 	run := cpu.RunData()
 	id := v.cfg.ID
 	for {

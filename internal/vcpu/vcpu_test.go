@@ -227,3 +227,24 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+type panicky struct{}
+
+func (panicky) Read(off uint64, data []byte)  {}
+func (panicky) Write(off uint64, data []byte) { panic("device bug") }
+
+// A device that panics on the exit path ends the vCPU with an error event;
+// the process survives to report it.
+func TestDevicePanicBecomesError(t *testing.T) {
+	r := newRig(t, outLoop)
+	r.pio.Insert(panicky{}, 0x10, 1)
+	r.start(t, false)
+	select {
+	case ev := <-r.events:
+		if ev.Kind != ExitError || ev.Err == nil || !strings.Contains(ev.Err.Error(), "device bug") {
+			t.Fatalf("event %v %v, want an error naming the panic", ev.Kind, ev.Err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+}
