@@ -43,6 +43,12 @@ func newRig(t *testing.T, code []byte) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { vm.Close() })
+	if err := vm.SetTSSAddr(0xfffbd000); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.CreateIRQChip(); err != nil {
+		t.Fatal(err)
+	}
 	mem, err := guestmem.New([]guestmem.RegionSpec{{GPA: 0, Size: 0x10000}}, guestmem.Backing{})
 	if err != nil {
 		t.Fatal(err)
@@ -248,3 +254,46 @@ func TestDevicePanicBecomesError(t *testing.T) {
 		t.Fatal("no event")
 	}
 }
+
+// State saved from a running vCPU and restored into a new VM continues the
+// guest exactly where it stopped.
+func TestSaveRestoreContinues(t *testing.T) {
+	// inc ax; out 0x10, ax; jmp
+	code := []byte{0x40, 0xe7, 0x10, 0xeb, 0xfb}
+	r := newRig(t, code)
+	var c counter
+	r.pio.Insert(&c, 0x10, 2)
+	v := r.start(t, false)
+	waitFor(t, func() bool { return c.n.Load() > 50 })
+	if err := v.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	var st *State
+	if err := v.Do(func(cpu *kvm.VCPU) (err error) {
+		st, err = SaveState(cpu, []uint32{0x10, 0x174, 0xc0000080})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ax := st.Regs.Rax
+
+	// A second VM with a copy of memory, restored from the state.
+	r2 := newRig(t, code)
+	var last atomic.Uint64
+	r2.pio.Insert(devFunc(func(data []byte) { last.Store(uint64(data[0]) | uint64(data[1])<<8) }), 0x10, 2)
+	v2, err := Start(Config{ID: 0, VM: r2.vm, PIO: &r2.pio, MMIO: &r2.mmio, Events: r2.events,
+		Setup: func(cpu *kvm.VCPU) error { return RestoreState(cpu, st) }}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Stop()
+	waitFor(t, func() bool { return last.Load() != 0 })
+	if got := last.Load(); got <= ax&0xffff || got > ax&0xffff+1000 {
+		t.Errorf("restored guest wrote AX=%d, saved AX was %d: it did not continue", got, ax&0xffff)
+	}
+}
+
+type devFunc func(data []byte)
+
+func (f devFunc) Read(off uint64, data []byte)  {}
+func (f devFunc) Write(off uint64, data []byte) { f(data) }
