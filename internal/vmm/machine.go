@@ -15,6 +15,7 @@ import (
 	"github.com/vireo-vmm/vireo/internal/arch/x86"
 	"github.com/vireo-vmm/vireo/internal/bus"
 	"github.com/vireo-vmm/vireo/internal/devices/legacy"
+	"github.com/vireo-vmm/vireo/internal/devices/virtio/rng"
 	"github.com/vireo-vmm/vireo/internal/guestmem"
 	"github.com/vireo-vmm/vireo/internal/irq"
 	"github.com/vireo-vmm/vireo/internal/kvm"
@@ -52,6 +53,8 @@ type Config struct {
 	OnMarker func(value byte, sinceStart time.Duration)
 	// Start is the reference time for boot markers (process start).
 	Start time.Time
+	// RNG, when set, adds a virtio-rng device (virtio-mmio).
+	RNG *rng.Config
 }
 
 // Errors for configuration problems.
@@ -98,11 +101,13 @@ type Machine struct {
 	mmio   bus.Bus
 	serial *legacy.Serial
 	i8042  *legacy.I8042
+	rtc    *legacy.RTC
 	debug  *legacy.DebugPort
 	vcpus  []*vcpu.VCPU
 	events chan vcpu.Event
 	reset  chan struct{}
 	closed sync.Once
+	virtio virtioDevices
 }
 
 // newMachine builds a machine with all vCPUs created and paused.
@@ -133,6 +138,9 @@ func newMachine(sys *kvm.System, cfg Config) (_ *Machine, err error) {
 		return nil, err
 	}
 	if err = m.setupMemory(); err != nil {
+		return nil, err
+	}
+	if err = m.setupVirtio(); err != nil { // before loadGuest: it adds to the command line
 		return nil, err
 	}
 	proto, entry, bootArg, err := m.loadGuest()
@@ -211,7 +219,7 @@ func (m *Machine) loadGuest() (loader.Protocol, uint64, uint64, error) {
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("kernel %s: %w", m.cfg.Kernel, err)
 	}
-	bi := loader.BootInfo{Cmdline: m.cfg.Cmdline, E820: x86.E820(m.mem)}
+	bi := loader.BootInfo{Cmdline: m.kernelCmdline(), E820: x86.E820(m.mem)}
 	if m.cfg.Initrd != "" {
 		f, err := os.Open(m.cfg.Initrd)
 		if err != nil {
@@ -254,7 +262,7 @@ func (m *Machine) setupDevices() error {
 	m.serial = legacy.NewSerial(m.line(com1IRQ), out)
 	m.i8042 = legacy.NewI8042(m.requestReset)
 	m.i8042.SetKeyboardIRQ(m.line(i8042IRQ))
-	rtc := legacy.NewRTC(time.Now)
+	m.rtc = legacy.NewRTC(time.Now)
 	start := m.cfg.Start
 	if start.IsZero() {
 		start = time.Now()
@@ -272,7 +280,7 @@ func (m *Machine) setupDevices() error {
 	}{
 		{m.serial, com1Port, 8},
 		{m.i8042, i8042Port, 5},
-		{rtc, rtcPort, 2},
+		{m.rtc, rtcPort, 2},
 		{m.debug, debugPort, 1},
 	} {
 		if err := m.pio.Insert(d.dev, d.base, d.size); err != nil {
@@ -328,6 +336,7 @@ func (m *Machine) Close() {
 		if m.serial != nil {
 			m.serial.Close()
 		}
+		m.closeVirtio()
 		if m.vm != nil {
 			m.vm.Close()
 		}
