@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/vireo-vmm/vireo/internal/devices/virtio/rng"
 )
 
 var errHelp = errors.New("help shown")
@@ -21,6 +23,11 @@ type runFlags struct {
 	noReboot                bool
 	cpuTemplate             string
 	logLevel                string
+	qmp                     qmpSpecs    // --qmp, repeatable (qmp.go)
+	rng                     *rng.Config // --rng: a virtio-rng device
+	// Firecracker compatibility (fcapi.go).
+	apiSock, configFile, instanceID string
+	set                             map[string]bool // flags given on the command line
 }
 
 // memorySpec is --memory: "SIZE" or "size=SIZE[,hugepages=off|thp|on|hugetlbfs][,merge=on|off]".
@@ -130,6 +137,11 @@ func parseRunFlags(args []string, stdout io.Writer) (*runFlags, error) {
 	fs.BoolVar(&f.noReboot, "no-reboot", false, "exit (status 0) when the guest resets instead of rebooting it")
 	fs.StringVar(&f.cpuTemplate, "cpu-template", "", "CPU template (see 'vireo host-check')")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.Var(&f.qmp, "qmp", "serve QMP on unix:PATH[,server=on][,wait=on|off] or tcp:HOST:PORT[,...]; repeatable")
+	fs.BoolFunc("rng", "add a virtio-rng device; --rng=rate=BYTES[/s][,burst=BYTES] limits its rate", func(s string) (err error) { f.rng, err = rng.ParseConfig(s); return err })
+	fs.StringVar(&f.apiSock, "api-sock", "", "serve Firecracker's REST API on this Unix socket; without --config-file the VM waits to be configured through it")
+	fs.StringVar(&f.configFile, "config-file", "", "boot the VM described by this Firecracker JSON config file")
+	fs.StringVar(&f.instanceID, "id", "", "instance ID reported by the Firecracker API (default \"anonymous-instance\")")
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -143,5 +155,7 @@ func parseRunFlags(args []string, stdout io.Writer) (*runFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	return f, nil
 }

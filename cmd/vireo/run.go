@@ -28,6 +28,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Sprintf("invalid --log-level %q", f.logLevel)}
 	}
+	if f.apiSock != "" || f.configFile != "" {
+		return cmdRunFirecracker(f, level, stderr)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
@@ -36,6 +39,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		CPUs: f.cpus, MemoryBytes: f.memory.bytes, HugePages: f.memory.hugePages, Merge: f.memory.merge,
 		CPUTemplate: f.cpuTemplate, NoReboot: f.noReboot, Log: log, Start: processStart,
 	}
+	cfg.RNG = f.rng
 	if cfg.Kernel == "" {
 		if cfg.Kernel, err = guestimg.DefaultKernel(); err != nil {
 			return err
@@ -75,7 +79,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
 	con.Start(ctl.ConsoleInput, cancel)
-	err = ctl.Run(ctx)
+	err = runWithQMP(ctx, ctl, f.qmp, log)
 	con.Close()
 	return err
 }

@@ -66,6 +66,7 @@ const (
 	actResume
 	actReset
 	actStop
+	actPowerdown
 )
 
 type action struct {
@@ -85,6 +86,7 @@ type Controller struct {
 	// OnEvent, if set before Run, receives lifecycle events.
 	OnEvent func(Event)
 	resets  int
+	bus     eventBus // Subscribe's subscribers
 }
 
 // NewController validates cfg and opens /dev/kvm.
@@ -144,9 +146,11 @@ func (c *Controller) Reset() error { return c.do(actReset) }
 func (c *Controller) Stop() error { return c.do(actStop) }
 
 func (c *Controller) emit(k EventKind, guest bool, reason string) {
+	ev := Event{Kind: k, Time: time.Now(), Guest: guest, Reason: reason}
 	if c.OnEvent != nil {
-		c.OnEvent(Event{Kind: k, Time: time.Now(), Guest: guest, Reason: reason})
+		c.OnEvent(ev)
 	}
+	c.bus.publish(ev)
 }
 
 // Run builds and runs the VM until it ends: guest power-off, a guest reset
@@ -252,6 +256,8 @@ func (c *Controller) act(m *Machine, a action) (reset, stop bool, err error) {
 	case actStop:
 		c.emit(EventShutdown, false, "host-qmp-quit")
 		return false, true, nil
+	case actPowerdown:
+		return false, false, c.powerdown(m)
 	}
 	return false, false, nil
 }

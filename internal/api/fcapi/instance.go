@@ -1,0 +1,52 @@
+package fcapi
+
+import "github.com/vireo-vmm/vireo/internal/vmm"
+
+// Instance is a started VM as the runtime half of the API drives it.
+type Instance interface {
+	Pause() error
+	Resume() error
+	// SendCtrlAltDel presses Ctrl+Alt+Del on the guest's keyboard.
+	SendCtrlAltDel() error
+	State() vmm.State
+	// ExitCounts sums the vCPU exit counters since the VM started.
+	ExitCounts() ExitCounts
+}
+
+// ExitCounts are a VM's vCPU exits by kind, summed over its vCPUs.
+type ExitCounts struct {
+	IO, MMIO, HLT, Intr, Other uint64
+}
+
+// StartFunc builds and starts the VM that preboot requests described. It
+// returns once the VM runs, or with the reason it could not start.
+type StartFunc func(cfg vmm.Config) (Instance, error)
+
+// ControllerInstance adapts a running vmm.Controller to Instance. Its
+// SendCtrlAltDel is the controller's Powerdown, which presses Ctrl+Alt+Del
+// on the i8042 keyboard.
+func ControllerInstance(c *vmm.Controller) Instance { return controllerInstance{c} }
+
+type controllerInstance struct{ c *vmm.Controller }
+
+func (i controllerInstance) Pause() error          { return i.c.Pause() }
+func (i controllerInstance) Resume() error         { return i.c.Resume() }
+func (i controllerInstance) SendCtrlAltDel() error { return i.c.Powerdown() }
+func (i controllerInstance) State() vmm.State      { return i.c.State() }
+
+func (i controllerInstance) ExitCounts() ExitCounts {
+	var e ExitCounts
+	m := i.c.Machine()
+	if m == nil {
+		return e
+	}
+	for _, v := range m.VCPUs() {
+		s := v.Stats()
+		e.IO += s.IO.Load()
+		e.MMIO += s.MMIO.Load()
+		e.HLT += s.HLT.Load()
+		e.Intr += s.Intr.Load()
+		e.Other += s.Other.Load()
+	}
+	return e
+}
