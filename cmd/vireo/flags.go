@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vireo-vmm/vireo/internal/devices/virtio/rng"
+	"github.com/vireo-vmm/vireo/internal/vmm"
 )
 
 var errHelp = errors.New("help shown")
@@ -24,7 +24,7 @@ type runFlags struct {
 	cpuTemplate             string
 	logLevel                string
 	qmp                     qmpSpecs    // --qmp, repeatable (qmp.go)
-	rng                     *rng.Config // --rng: a virtio-rng device
+	devices                 vmm.Devices // virtio devices (flags in dev_*.go)
 	// Firecracker compatibility (fcapi.go).
 	apiSock, configFile, instanceID string
 	set                             map[string]bool // flags given on the command line
@@ -138,7 +138,9 @@ func parseRunFlags(args []string, stdout io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.cpuTemplate, "cpu-template", "", "CPU template (see 'vireo host-check')")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	fs.Var(&f.qmp, "qmp", "serve QMP on unix:PATH[,server=on][,wait=on|off] or tcp:HOST:PORT[,...]; repeatable")
-	fs.BoolFunc("rng", "add a virtio-rng device; --rng=rate=BYTES[/s][,burst=BYTES] limits its rate", func(s string) (err error) { f.rng, err = rng.ParseConfig(s); return err })
+	for _, add := range deviceFlags {
+		add(fs, &f.devices)
+	}
 	fs.StringVar(&f.apiSock, "api-sock", "", "serve Firecracker's REST API on this Unix socket; without --config-file the VM waits to be configured through it")
 	fs.StringVar(&f.configFile, "config-file", "", "boot the VM described by this Firecracker JSON config file")
 	fs.StringVar(&f.instanceID, "id", "", "instance ID reported by the Firecracker API (default \"anonymous-instance\")")

@@ -39,7 +39,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		CPUs: f.cpus, MemoryBytes: f.memory.bytes, HugePages: f.memory.hugePages, Merge: f.memory.merge,
 		CPUTemplate: f.cpuTemplate, NoReboot: f.noReboot, Log: log, Start: processStart,
 	}
-	cfg.RNG = f.rng
+	cfg.Devices = f.devices
 	if cfg.Kernel == "" {
 		if cfg.Kernel, err = guestimg.DefaultKernel(); err != nil {
 			return err

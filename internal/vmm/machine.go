@@ -15,7 +15,6 @@ import (
 	"github.com/vireo-vmm/vireo/internal/arch/x86"
 	"github.com/vireo-vmm/vireo/internal/bus"
 	"github.com/vireo-vmm/vireo/internal/devices/legacy"
-	"github.com/vireo-vmm/vireo/internal/devices/virtio/rng"
 	"github.com/vireo-vmm/vireo/internal/guestmem"
 	"github.com/vireo-vmm/vireo/internal/irq"
 	"github.com/vireo-vmm/vireo/internal/kvm"
@@ -53,8 +52,8 @@ type Config struct {
 	OnMarker func(value byte, sinceStart time.Duration)
 	// Start is the reference time for boot markers (process start).
 	Start time.Time
-	// RNG, when set, adds a virtio-rng device (virtio-mmio).
-	RNG *rng.Config
+	// Devices are the virtio devices (devices.go).
+	Devices
 }
 
 // Errors for configuration problems.

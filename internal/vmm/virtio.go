@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/vireo-vmm/vireo/internal/arch/x86"
-	"github.com/vireo-vmm/vireo/internal/devices/virtio/rng"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 	"github.com/vireo-vmm/vireo/internal/virtio/mmio"
 )
@@ -29,10 +28,20 @@ type virtioDevices struct {
 }
 
 // setupVirtio creates the configured virtio devices. It runs before
-// loadGuest, which writes the command line that lists them.
+// loadGuest, which writes the command line that lists them. The order is
+// fixed so guest device names are stable: disks (vda, vdb, ...) first,
+// then network interfaces, the console and channels, vsock, the balloon
+// and the entropy source. Each kind has its own file (dev_*.go).
 func (m *Machine) setupVirtio() error {
-	if m.cfg.RNG != nil {
-		if err := m.addVirtioMMIO(rng.New(*m.cfg.RNG)); err != nil {
+	for _, setup := range []func() error{
+		m.setupBlock,
+		m.setupNet,
+		m.setupConsole,
+		m.setupVsock,
+		m.setupBalloon,
+		m.setupRNG,
+	} {
+		if err := setup(); err != nil {
 			return err
 		}
 	}

@@ -26,15 +26,43 @@ var ErrNoDevice = errors.New("this Vireo build has no such device")
 // when the root drive has one, else "root=/dev/vda", then "ro" or "rw".
 // virtio-net (r.nets) and vsock (r.vsock) plug in the same way.
 func attachDevices(cfg *vmm.Config, r *resources) error {
-	_ = cfg // devices will be added to cfg here
+	for _, attach := range []func(*vmm.Config, *resources) error{
+		attachDrives,
+		attachNets,
+		attachVsock,
+		attachBalloon,
+	} {
+		if err := attach(cfg, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attachDrives is the virtio-blk hook (see attachDevices).
+func attachDrives(cfg *vmm.Config, r *resources) error {
 	if len(r.drives) > 0 {
 		return fmt.Errorf("drive %q: virtio-blk: %w", r.drives[0].DriveID, ErrNoDevice)
 	}
+	return nil
+}
+
+// attachNets is the virtio-net hook.
+func attachNets(cfg *vmm.Config, r *resources) error {
 	if len(r.nets) > 0 {
 		return fmt.Errorf("network interface %q: virtio-net: %w", r.nets[0].IfaceID, ErrNoDevice)
 	}
+	return nil
+}
+
+// attachVsock is the virtio-vsock hook.
+func attachVsock(cfg *vmm.Config, r *resources) error {
 	if r.vsock != nil {
 		return fmt.Errorf("vsock: virtio-vsock: %w", ErrNoDevice)
 	}
 	return nil
 }
+
+// attachBalloon is the virtio-balloon hook: until the device exists the
+// VM starts without it (see attachDevices).
+func attachBalloon(cfg *vmm.Config, r *resources) error { return nil }
