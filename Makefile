@@ -13,8 +13,9 @@ GUEST    := $(or $(VIREO_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vireo)/gu
 
 all: build
 
+# A static binary: no libc mapped into every VMM process.
 build:
-	$(GO) build -o $(BIN) ./cmd/vireo
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/vireo
 
 # Debian packages: busybox-static (the default guest's initramfs), e2fsprogs
 # and cpio (tests), qemu-system-x86 (side-by-side benchmarks).
@@ -42,7 +43,7 @@ vet:
 # Unit tests with the race detector, then the end-to-end tests that boot
 # real guests (they need /dev/kvm; under CI=true they fail instead of skipping).
 unit:
-	$(GO) test -race -timeout 15m ./internal/... ./cmd/...
+	$(GO) test -race -timeout 15m . ./internal/... ./cmd/... ./bench/...
 
 e2e:
 	$(GO) test -timeout 30m ./tests/...

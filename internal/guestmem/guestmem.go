@@ -46,6 +46,8 @@ type Region struct {
 	Host []byte
 	// File is the memfd backing a shared region, or nil.
 	File *os.File
+	// reservation is Host plus its guard pages: what Close unmaps.
+	reservation []byte
 }
 
 // Memory is guest RAM: a small ordered set of regions.
@@ -115,7 +117,7 @@ func mapRegion(s RegionSpec, b Backing) (Region, error) {
 			flags |= unix.MAP_HUGETLB
 		}
 	}
-	mem, err := unix.Mmap(fd, 0, int(s.Size), prot, flags)
+	mem, reservation, err := mmapGuarded(fd, int(s.Size), prot, flags)
 	if err != nil {
 		if r.File != nil {
 			r.File.Close()
@@ -125,16 +127,16 @@ func mapRegion(s RegionSpec, b Backing) (Region, error) {
 		}
 		return r, fmt.Errorf("guestmem: mapping %d MiB of guest RAM: %w", s.Size>>20, err)
 	}
-	r.Host = mem
+	r.Host, r.reservation = mem, reservation
 	if b.HugePages == "thp" {
 		if err := unix.Madvise(mem, unix.MADV_HUGEPAGE); err != nil {
-			unix.Munmap(mem)
+			unix.Munmap(reservation)
 			return r, fmt.Errorf("guestmem: MADV_HUGEPAGE (transparent huge pages unavailable?): %w", err)
 		}
 	}
 	if b.Merge {
 		if err := unix.Madvise(mem, unix.MADV_MERGEABLE); err != nil {
-			unix.Munmap(mem)
+			unix.Munmap(reservation)
 			return r, fmt.Errorf("guestmem: MADV_MERGEABLE (KSM unavailable?): %w", err)
 		}
 	}
@@ -146,11 +148,11 @@ func (m *Memory) Close() error {
 	var first error
 	for i := range m.regions {
 		r := &m.regions[i]
-		if r.Host != nil {
-			if err := unix.Munmap(r.Host); err != nil && first == nil {
+		if r.reservation != nil {
+			if err := unix.Munmap(r.reservation); err != nil && first == nil {
 				first = err
 			}
-			r.Host = nil
+			r.Host, r.reservation = nil, nil
 		}
 		if r.File != nil {
 			r.File.Close()

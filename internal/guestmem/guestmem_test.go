@@ -2,6 +2,9 @@ package guestmem
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -136,5 +139,44 @@ func TestSharedMemfd(t *testing.T) {
 	b := make([]byte, 4)
 	if _, err := m.Regions()[0].File.ReadAt(b, 0x100); err != nil || b[0] != 0xef {
 		t.Errorf("memfd does not see the write: %x %v", b, err)
+	}
+}
+
+// Guest RAM sits between guard pages: its mapping is its own line in
+// /proc/self/maps, with PROT_NONE neighbours.
+func TestGuardPages(t *testing.T) {
+	m := newTest(t, RegionSpec{0, 8 << 20})
+	start := m.Regions()[0].HostAddr()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip(err)
+	}
+	var before, region, after string
+	lines := strings.Split(string(maps), "\n")
+	for i, l := range lines {
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(l, "%x-%x", &lo, &hi); err != nil {
+			continue
+		}
+		if lo == start {
+			region = l
+			if hi-lo != 8<<20 {
+				t.Errorf("guest RAM mapping is %d bytes, want exactly %d: %s", hi-lo, 8<<20, l)
+			}
+			if i > 0 {
+				before = lines[i-1]
+			}
+			if i+1 < len(lines) {
+				after = lines[i+1]
+			}
+		}
+	}
+	if region == "" {
+		t.Fatalf("no mapping starts at %#x", start)
+	}
+	for _, g := range []string{before, after} {
+		if !strings.Contains(g, "---p") {
+			t.Errorf("neighbour of guest RAM is not a guard page: %q", g)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package guestmem
 
 import (
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,4 +28,28 @@ func (r *Region) HostAddr() uint64 {
 	}
 	// SAFETY: only the address is taken; the mapping outlives the VM that uses it.
 	return uint64(uintptr(unsafe.Pointer(&r.Host[0])))
+}
+
+// mmapGuarded maps size bytes between two PROT_NONE guard pages, so the
+// guest RAM mapping never merges with a neighbouring anonymous mapping
+// (which keeps /proc/PID/smaps accounting exact and catches overruns).
+// It returns the usable mapping and the whole reservation to unmap.
+func mmapGuarded(fd int, size int, prot, flags int) (mem, reservation []byte, err error) {
+	page := os.Getpagesize()
+	reservation, err = unix.Mmap(-1, 0, size+2*page, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, nil, err
+	}
+	// SAFETY: the target range lies inside reservation, which we own; MAP_FIXED replaces only it.
+	addr := uintptr(unsafe.Pointer(&reservation[page]))
+	r, _, e := unix.Syscall6(unix.SYS_MMAP, addr, uintptr(size), uintptr(prot), uintptr(flags|unix.MAP_FIXED), uintptr(fd), 0)
+	if e != 0 {
+		unix.Munmap(reservation)
+		return nil, nil, e
+	}
+	if r != addr {
+		unix.Munmap(reservation)
+		return nil, nil, unix.EINVAL
+	}
+	return reservation[page : page+size : page+size], reservation, nil
 }

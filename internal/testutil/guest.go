@@ -51,6 +51,7 @@ func VireoBinary(t testing.TB) string {
 		buildPath = filepath.Join(dir, "vireo")
 		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/vireo")
 		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/vireo: %v\n%s", err, out)
 		}

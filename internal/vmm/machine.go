@@ -136,7 +136,13 @@ func newMachine(sys *kvm.System, cfg Config) (_ *Machine, err error) {
 	if err = m.setupPlatform(); err != nil {
 		return nil, err
 	}
+	// Guest RAM is registered before the irqchip exists: with an in-kernel
+	// irqchip, KVM_SET_USER_MEMORY_REGION waits for an SRCU grace period
+	// and costs milliseconds, without it tens of microseconds.
 	if err = m.setupMemory(); err != nil {
+		return nil, err
+	}
+	if err = m.setupIRQChip(); err != nil {
 		return nil, err
 	}
 	if err = m.setupVirtio(); err != nil { // before loadGuest: it adds to the command line
@@ -181,6 +187,11 @@ func (m *Machine) setupPlatform() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// setupIRQChip creates the in-kernel PIC, I/O APIC, local APICs and PIT.
+func (m *Machine) setupIRQChip() error {
 	if err := m.vm.CreateIRQChip(); err != nil {
 		return err
 	}
