@@ -6,7 +6,7 @@ GO       ?= go
 BIN      := bin/vireo
 SHARED   ?= $(wildcard ../shared/guest)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PKGS     := busybox-static e2fsprogs cpio qemu-system-x86
+PKGS     := busybox-static e2fsprogs cpio qemu-system-x86 build-essential qemu-utils
 GUEST    := $(or $(VIREO_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vireo)/guest/vmlinux
 
 .PHONY: all build run deps guest test unit e2e fuzz bench vet clean
@@ -65,3 +65,11 @@ bench: deps guest build
 
 clean:
 	rm -rf bin
+
+# virtio-vsock throughput and latency (bench/vsock); rewrites its section of BENCHMARKS.md.
+bench-vsock: deps guest build
+	$(GO) run ./bench/vsock -vireo $(BIN) -out BENCHMARKS.md
+
+# virtio-blk throughput and CPU cost beside QEMU (bench/blk); rewrites its section of BENCHMARKS.md.
+bench-blk: deps guest build
+	$(GO) run ./bench/blk -vireo $(BIN) -out BENCHMARKS.md

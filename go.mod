@@ -6,6 +6,7 @@ require (
 	github.com/0xef53/go-qmp/v2 v2.0.4
 	github.com/digitalocean/go-qemu v0.0.0-20250212194115-ee9b0668d242
 	github.com/firecracker-microvm/firecracker-go-sdk v1.0.0
+	github.com/lima-vm/go-qcow2reader v0.7.1
 	github.com/sirupsen/logrus v1.8.1
 	golang.org/x/sys v0.30.0
 )

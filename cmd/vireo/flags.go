@@ -25,6 +25,8 @@ type runFlags struct {
 	logLevel                string
 	qmp                     qmpSpecs    // --qmp, repeatable (qmp.go)
 	devices                 vmm.Devices // virtio devices (flags in dev_*.go)
+	restore                 string      // --restore DIR
+	incoming                string      // --incoming URI (migrate.go)
 	// Firecracker compatibility (fcapi.go).
 	apiSock, configFile, instanceID string
 	set                             map[string]bool // flags given on the command line
@@ -133,10 +135,12 @@ func parseRunFlags(args []string, stdout io.Writer) (*runFlags, error) {
 	})
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (1-254)")
 	fs.Var(&f.memory, "memory", "guest RAM: SIZE or size=SIZE[,hugepages=off|thp|on][,merge=on|off] (plain numbers are MiB)")
-	fs.StringVar(&f.console, "console", "stdio", "serial console: stdio, file:PATH or none")
+	fs.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or none on the serial port (ttyS0), or virtio: stdio on a virtio console (hvc0)")
 	fs.BoolVar(&f.noReboot, "no-reboot", false, "exit (status 0) when the guest resets instead of rebooting it")
 	fs.StringVar(&f.cpuTemplate, "cpu-template", "", "CPU template (see 'vireo host-check')")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.StringVar(&f.restore, "restore", "", "restore the VM saved in this snapshot directory instead of booting")
+	fs.StringVar(&f.incoming, "incoming", "", "receive the VM by live migration instead of booting: tcp:HOST:PORT, unix:PATH, or defer (wait for QMP migrate-incoming)")
 	fs.Var(&f.qmp, "qmp", "serve QMP on unix:PATH[,server=on][,wait=on|off] or tcp:HOST:PORT[,...]; repeatable")
 	for _, add := range deviceFlags {
 		add(fs, &f.devices)

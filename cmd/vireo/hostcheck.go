@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vireo-vmm/vireo/internal/arch/x86"
+	"github.com/vireo-vmm/vireo/internal/hostmem"
 	"github.com/vireo-vmm/vireo/internal/kvm"
 )
 
@@ -114,29 +115,7 @@ func cmdHostCheck(args []string, out io.Writer) error {
 	}
 	line("CPU templates", "INFO", strings.Join(x86.TemplateNames(), ", "))
 
-	ksm := readTrim("/sys/kernel/mm/ksm/run")
-	switch ksm {
-	case "1":
-		line("Memory: KSM (merge=on)", "PASS", "running; sharing "+readTrim("/sys/kernel/mm/ksm/pages_sharing")+" pages")
-	case "":
-		line("Memory: KSM (merge=on)", "WARN", "not available in this kernel")
-	default:
-		line("Memory: KSM (merge=on)", "WARN", "available but not running: echo 1 > /sys/kernel/mm/ksm/run")
-	}
-	thp := readTrim("/sys/kernel/mm/transparent_hugepage/enabled")
-	switch {
-	case strings.Contains(thp, "[always]") || strings.Contains(thp, "[madvise]"):
-		line("Memory: transparent huge pages (hugepages=thp)", "PASS", thp)
-	case thp == "":
-		line("Memory: transparent huge pages (hugepages=thp)", "WARN", "not available")
-	default:
-		line("Memory: transparent huge pages (hugepages=thp)", "WARN", thp)
-	}
-	if n := readTrim("/proc/sys/vm/nr_hugepages"); n != "" && n != "0" {
-		line("Memory: hugetlbfs pages (hugepages=on)", "PASS", n+" reserved, "+meminfo("HugePages_Free")+" free, "+meminfo("Hugepagesize"))
-	} else {
-		line("Memory: hugetlbfs pages (hugepages=on)", "WARN", "none reserved: echo N > /proc/sys/vm/nr_hugepages")
-	}
+	memoryChecks(line, hostmem.ReadKSM(hostmem.KSMDir), hostmem.ReadHugePages(hostmem.THPDir)) // hostcheck_memory.go
 	for _, d := range []string{"/dev/vhost-net", "/dev/vhost-vsock"} {
 		if _, err := os.Stat(d); err == nil {
 			line("Devices: "+d, "PASS", "")
@@ -150,21 +129,4 @@ func cmdHostCheck(args []string, out io.Writer) error {
 		line("Devices: /dev/net/tun", "WARN", "absent: no TAP networking")
 	}
 	return nil
-}
-
-func readTrim(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func meminfo(key string) string {
-	for _, l := range strings.Split(readTrim("/proc/meminfo"), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
 }

@@ -33,6 +33,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
+	case "snapshot":
+		err = cmdSnapshot(args[1:], stdout)
+	case "migrate":
+		err = cmdMigrate(args[1:], stdout)
 	case "host-check":
 		err = cmdHostCheck(args[1:], stdout)
 	case "version", "--version", "-version":
@@ -60,7 +64,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func helpTopic(args []string) string {
-	if len(args) > 0 && (args[0] == "run" || args[0] == "host-check") {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "host-check" || args[0] == "snapshot" || args[0] == "migrate") {
 		return args[0]
 	}
 	return "help"
@@ -81,6 +85,8 @@ const topUsage = `usage: vireo <command> [flags]
 
 commands:
   run          boot a virtual machine (the default guest when --kernel is omitted)
+  snapshot     save a running VM: snapshot create --qmp unix:PATH DIR
+  migrate      move a running VM to another vireo: migrate --qmp unix:PATH tcp:HOST:PORT
   host-check   report what this host's /dev/kvm offers
   version      print the version
 

@@ -95,10 +95,16 @@ type qmpMachine struct{ ctl *vmm.Controller }
 func (m qmpMachine) Status() qmp.RunState {
 	switch m.ctl.State() {
 	case vmm.StateCreated:
+		if m.ctl.Incoming() {
+			return qmp.StateInMigrate
+		}
 		return qmp.StatePrelaunch
 	case vmm.StateRunning:
 		return qmp.StateRunning
 	case vmm.StatePaused:
+		if m.ctl.Migrated() {
+			return qmp.StatePostMigrate
+		}
 		return qmp.StatePaused
 	}
 	return qmp.StateShutdown
@@ -126,7 +132,10 @@ func (m qmpMachine) Resume() error {
 	})
 }
 
-func (m qmpMachine) Reset() error     { return m.act(m.ctl.Reset) }
+func (m qmpMachine) Reset() error { return m.act(m.ctl.Reset) }
+func (m qmpMachine) Snapshot(dir string) error {
+	return m.act(func() error { return m.ctl.Snapshot(dir) })
+}
 func (m qmpMachine) Powerdown() error { return m.act(m.ctl.Powerdown) }
 
 // Quit on a VM that has already ended has nothing left to do.
@@ -162,7 +171,7 @@ func (m qmpMachine) Blocks() []qmp.BlockDevice {
 	devs := m.ctl.BlockDevices()
 	out := make([]qmp.BlockDevice, len(devs))
 	for i, d := range devs {
-		out[i] = qmp.BlockDevice{Device: d.ID, File: d.Path, Format: d.Format, ReadOnly: d.ReadOnly, Size: d.Size}
+		out[i] = qmp.BlockDevice{Device: d.ID, File: d.Path, Format: d.Format, ReadOnly: d.ReadOnly, Size: d.Size, Cache: d.Cache}
 	}
 	return out
 }
@@ -210,6 +219,12 @@ func qmpEvent(ev vmm.Event) (qmp.Event, bool) {
 	out := qmp.Event{Name: string(ev.Kind), Time: ev.Time}
 	switch ev.Kind {
 	case vmm.EventStop, vmm.EventResume, vmm.EventPowerdown:
+	case vmm.EventBalloonChange:
+		out.Data = balloonChangeData{Actual: ev.BalloonActual}
+	case vmm.EventMigration:
+		out.Data = qmp.MigrationEventData{Status: ev.Reason}
+	case vmm.EventMigrationPass:
+		out.Data = qmp.MigrationPassEventData{Pass: ev.Pass}
 	case vmm.EventReset, vmm.EventShutdown:
 		reason := ev.Reason
 		if !shutdownCauses[reason] {

@@ -40,29 +40,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		CPUTemplate: f.cpuTemplate, NoReboot: f.noReboot, Log: log, Start: processStart,
 	}
 	cfg.Devices = f.devices
-	if cfg.Kernel == "" {
-		if cfg.Kernel, err = guestimg.DefaultKernel(); err != nil {
+	if f.incoming != "" {
+		if err := incomingConfig(f); err != nil { // migrate.go
 			return err
 		}
-		if cfg.Initrd == "" {
-			if cfg.Initrd, err = guestimg.DefaultInitrd(); err != nil {
-				return err
-			}
-		}
-	}
-	if !f.cmdlineSet {
-		cfg.Cmdline = guestimg.DefaultCmdline()
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	if err := checkReadable(cfg.Kernel, "kernel"); err != nil {
-		return err
-	}
-	if cfg.Initrd != "" {
-		if err := checkReadable(cfg.Initrd, "initrd"); err != nil {
+	} else if f.restore != "" {
+		if err := restoreConfig(&cfg, f); err != nil {
 			return err
 		}
+	} else if err := bootConfig(&cfg, f); err != nil {
+		return err
 	}
 
 	con, err := console.Open(f.console)
@@ -71,8 +58,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	defer con.Close()
 	cfg.Console = con.Output()
+	if con.Virtio() {
+		useVirtioConsole(&cfg, f.cmdlineSet)
+	}
 
-	ctl, err := vmm.NewController(cfg)
+	ctl, err := newController(cfg, f.incoming) // migrate.go
 	if err != nil {
 		return err
 	}
@@ -100,5 +90,45 @@ func checkReadable(path, what string) error {
 		return fmt.Errorf("%s: %s", what, strings.TrimPrefix(err.Error(), "open "))
 	}
 	fh.Close()
+	return nil
+}
+
+// bootConfig completes cfg for a fresh boot: the default guest when no
+// kernel is given, the default command line, and readable files.
+func bootConfig(cfg *vmm.Config, f *runFlags) (err error) {
+	if cfg.Kernel == "" {
+		if cfg.Kernel, err = guestimg.DefaultKernel(); err != nil {
+			return err
+		}
+		if cfg.Initrd == "" {
+			if cfg.Initrd, err = guestimg.DefaultInitrd(); err != nil {
+				return err
+			}
+		}
+	}
+	if !f.cmdlineSet {
+		cfg.Cmdline = guestimg.DefaultCmdline()
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := checkReadable(cfg.Kernel, "kernel"); err != nil {
+		return err
+	}
+	if cfg.Initrd != "" {
+		return checkReadable(cfg.Initrd, "initrd")
+	}
+	return nil
+}
+
+// restoreConfig completes cfg for --restore: the snapshot holds the
+// machine, so the flags that describe one are refused.
+func restoreConfig(cfg *vmm.Config, f *runFlags) error {
+	for _, name := range []string{"kernel", "initrd", "cmdline", "cpus", "memory", "cpu-template"} {
+		if f.set[name] {
+			return usageError{fmt.Sprintf("--%s cannot be combined with --restore: the snapshot holds the machine's configuration", name)}
+		}
+	}
+	cfg.RestoreDir = f.restore
 	return nil
 }

@@ -16,7 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrSpec reports a console spec that is not stdio, file:PATH or none.
+// ErrSpec reports a console spec that is not stdio, virtio, file:PATH or
+// none.
 var ErrSpec = errors.New("console: invalid spec")
 
 type kind uint8
@@ -50,6 +51,7 @@ func WithOutput(w io.Writer) Option { return func(o *options) { o.out = w } }
 // Console is the host side of the guest console.
 type Console struct {
 	kind   kind
+	virtio bool // "virtio": stdio on the guest's virtio console (hvc0)
 	out    *lockedWriter
 	file   *os.File // output file to close, for file:PATH
 	in     *os.File
@@ -74,7 +76,7 @@ func ParseSpec(spec string) error {
 
 func parseSpec(spec string) (kind, string, error) {
 	switch {
-	case spec == "stdio":
+	case spec == "stdio", spec == "virtio":
 		return kindStdio, "", nil
 	case spec == "none":
 		return kindNone, "", nil
@@ -85,13 +87,14 @@ func parseSpec(spec string) (kind, string, error) {
 		}
 		return kindFile, path, nil
 	}
-	return 0, "", fmt.Errorf("%w: %q (want stdio, file:PATH or none)", ErrSpec, spec)
+	return 0, "", fmt.Errorf("%w: %q (want stdio, virtio, file:PATH or none)", ErrSpec, spec)
 }
 
 // Open prepares the console described by spec: "stdio" (guest output to
-// stdout, stdin to the guest), "file:PATH" (output to PATH, created or
-// truncated; no input) or "none" (output discarded; no input). It does
-// not touch the terminal: Start does.
+// stdout, stdin to the guest), "virtio" (stdio too, meant for the guest's
+// virtio console rather than its UART: see Virtio), "file:PATH" (output
+// to PATH, created or truncated; no input) or "none" (output discarded; no
+// input). It does not touch the terminal: Start does.
 func Open(spec string, opts ...Option) (*Console, error) {
 	k, path, err := parseSpec(spec)
 	if err != nil {
@@ -103,6 +106,7 @@ func Open(spec string, opts ...Option) (*Console, error) {
 	}
 	c := &Console{
 		kind:   k,
+		virtio: spec == "virtio",
 		escape: o.escape,
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -125,6 +129,10 @@ func Open(spec string, opts ...Option) (*Console, error) {
 	}
 	return c, nil
 }
+
+// Virtio reports whether the spec was "virtio": the VMM should attach
+// this console to a virtio console (hvc0) instead of the UART.
+func (c *Console) Virtio() bool { return c.virtio }
 
 // Output is where guest console bytes go. It is safe for concurrent use.
 func (c *Console) Output() io.Writer { return c.out }

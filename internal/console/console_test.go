@@ -14,16 +14,19 @@ import (
 )
 
 func TestOpenSpecs(t *testing.T) {
-	for _, spec := range []string{"stdio", "none"} {
+	for _, spec := range []string{"stdio", "virtio", "none"} {
 		c, err := Open(spec)
 		if err != nil {
 			t.Fatalf("Open(%q): %v", spec, err)
+		}
+		if c.Virtio() != (spec == "virtio") {
+			t.Errorf("Open(%q).Virtio() = %v", spec, c.Virtio())
 		}
 		if err := c.Close(); err != nil {
 			t.Fatalf("Close(%q): %v", spec, err)
 		}
 	}
-	for _, spec := range []string{"", "file:", "tty", "stdio:x", "File:x"} {
+	for _, spec := range []string{"", "file:", "tty", "stdio:x", "File:x", "virtio:x"} {
 		_, err := Open(spec)
 		if !errors.Is(err, ErrSpec) {
 			t.Errorf("Open(%q) = %v, want ErrSpec", spec, err)

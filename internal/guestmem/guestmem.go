@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,11 @@ type Backing struct {
 	// Shared maps RAM from a memfd (MAP_SHARED) so it can be handed to
 	// another process or file; otherwise it is private anonymous memory.
 	Shared bool
+	// File, when set, backs RAM with a private copy-on-write mapping of a
+	// memory snapshot: region i starts at FileOffsets[i]. Pages load
+	// lazily as the guest touches them; writes never reach the file.
+	File        *os.File
+	FileOffsets []int64
 }
 
 // RegionSpec is one contiguous range of guest RAM.
@@ -54,6 +60,7 @@ type Region struct {
 type Memory struct {
 	regions []Region
 	backing Backing
+	dirty   atomic.Pointer[dirtyBitmaps] // device-write tracking (dirty.go)
 }
 
 // New maps the given regions. Pages are not touched: the guest's own
@@ -71,7 +78,15 @@ func New(specs []RegionSpec, b Backing) (*Memory, error) {
 			return nil, fmt.Errorf("guestmem: region %d overlaps or is out of order", i)
 		}
 		prevEnd = s.GPA + s.Size
-		r, err := mapRegion(s, b)
+		var off int64
+		if b.File != nil {
+			if i >= len(b.FileOffsets) {
+				m.Close()
+				return nil, fmt.Errorf("guestmem: no file offset for region %d", i)
+			}
+			off = b.FileOffsets[i]
+		}
+		r, err := mapRegion(s, b, off)
 		if err != nil {
 			m.Close()
 			return nil, err
@@ -81,7 +96,7 @@ func New(specs []RegionSpec, b Backing) (*Memory, error) {
 	return m, nil
 }
 
-func mapRegion(s RegionSpec, b Backing) (Region, error) {
+func mapRegion(s RegionSpec, b Backing, fileOff int64) (Region, error) {
 	r := Region{GPA: s.GPA, Size: s.Size}
 	prot := unix.PROT_READ | unix.PROT_WRITE
 	flags := unix.MAP_NORESERVE
@@ -95,7 +110,13 @@ func mapRegion(s RegionSpec, b Backing) (Region, error) {
 	default:
 		return r, fmt.Errorf("guestmem: unknown huge page mode %q (want off, thp or hugetlbfs)", b.HugePages)
 	}
-	if b.Shared {
+	if b.File != nil {
+		if b.Shared || b.HugePages == "hugetlbfs" {
+			return r, fmt.Errorf("guestmem: a memory file cannot back shared or hugetlbfs memory")
+		}
+		fd = int(b.File.Fd())
+		flags |= unix.MAP_PRIVATE
+	} else if b.Shared {
 		mfdFlags := unix.MFD_CLOEXEC
 		if b.HugePages == "hugetlbfs" {
 			mfdFlags |= unix.MFD_HUGETLB
@@ -117,7 +138,7 @@ func mapRegion(s RegionSpec, b Backing) (Region, error) {
 			flags |= unix.MAP_HUGETLB
 		}
 	}
-	mem, reservation, err := mmapGuarded(fd, int(s.Size), prot, flags)
+	mem, reservation, err := mmapGuarded(fd, fileOff, int(s.Size), prot, flags)
 	if err != nil {
 		if r.File != nil {
 			r.File.Close()
@@ -223,6 +244,7 @@ func (m *Memory) WriteAt(p []byte, gpa uint64) error {
 			return err
 		}
 		n := copy(s, p)
+		m.MarkDirty(gpa, uint64(n))
 		p = p[n:]
 		gpa += uint64(n)
 	}
@@ -252,6 +274,7 @@ func (m *Memory) Zero(gpa, n uint64) error {
 			return err
 		}
 		clear(s)
+		m.MarkDirty(gpa, uint64(len(s)))
 		n -= uint64(len(s))
 		gpa += uint64(len(s))
 	}
@@ -290,6 +313,7 @@ func (m *Memory) PutUint16(gpa uint64, v uint16) error {
 		return err
 	}
 	binary.LittleEndian.PutUint16(s, v)
+	m.MarkDirty(gpa, 2)
 	return nil
 }
 
@@ -299,6 +323,7 @@ func (m *Memory) PutUint32(gpa uint64, v uint32) error {
 		return err
 	}
 	binary.LittleEndian.PutUint32(s, v)
+	m.MarkDirty(gpa, 4)
 	return nil
 }
 
@@ -308,6 +333,7 @@ func (m *Memory) PutUint64(gpa uint64, v uint64) error {
 		return err
 	}
 	binary.LittleEndian.PutUint64(s, v)
+	m.MarkDirty(gpa, 8)
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func newTest(t *testing.T, specs ...RegionSpec) *Memory {
@@ -178,5 +180,49 @@ func TestGuardPages(t *testing.T) {
 		if !strings.Contains(g, "---p") {
 			t.Errorf("neighbour of guest RAM is not a guard page: %q", g)
 		}
+	}
+}
+
+// A dump is sparse and maps back, privately, to the same contents.
+func TestDumpAndMapFile(t *testing.T) {
+	m := newTest(t, RegionSpec{0, 4 << 20}, RegionSpec{8 << 20, 2 << 20})
+	m.WriteAt([]byte("first"), 0x1234)
+	m.WriteAt([]byte("second"), 8<<20+0x5000)
+	f, err := os.CreateTemp(t.TempDir(), "mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	regions, err := m.Dump(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(regions) != 2 || regions[1].Offset != 4<<20 {
+		t.Fatalf("regions %+v", regions)
+	}
+	var st unix.Stat_t
+	unix.Fstat(int(f.Fd()), &st)
+	if st.Size != 6<<20 || st.Blocks*512 > 64<<10 {
+		t.Errorf("memory file: size %d, %d bytes allocated: not sparse", st.Size, st.Blocks*512)
+	}
+	m2, err := New([]RegionSpec{{0, 4 << 20}, {8 << 20, 2 << 20}}, Backing{File: f, FileOffsets: []int64{regions[0].Offset, regions[1].Offset}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	b := make([]byte, 6)
+	m2.ReadAt(b[:5], 0x1234)
+	if string(b[:5]) != "first" {
+		t.Errorf("restored %q", b[:5])
+	}
+	m2.ReadAt(b, 8<<20+0x5000)
+	if string(b) != "second" {
+		t.Errorf("restored %q", b)
+	}
+	// Writes are private: the file keeps the snapshot.
+	m2.WriteAt([]byte("XXXXX"), 0x1234)
+	f.ReadAt(b[:5], 0x1234)
+	if string(b[:5]) != "first" {
+		t.Errorf("a write to restored memory reached the file: %q", b[:5])
 	}
 }

@@ -34,7 +34,7 @@ func (r *Region) HostAddr() uint64 {
 // guest RAM mapping never merges with a neighbouring anonymous mapping
 // (which keeps /proc/PID/smaps accounting exact and catches overruns).
 // It returns the usable mapping and the whole reservation to unmap.
-func mmapGuarded(fd int, size int, prot, flags int) (mem, reservation []byte, err error) {
+func mmapGuarded(fd int, offset int64, size int, prot, flags int) (mem, reservation []byte, err error) {
 	page := os.Getpagesize()
 	reservation, err = unix.Mmap(-1, 0, size+2*page, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
@@ -42,7 +42,7 @@ func mmapGuarded(fd int, size int, prot, flags int) (mem, reservation []byte, er
 	}
 	// SAFETY: the target range lies inside reservation, which we own; MAP_FIXED replaces only it.
 	addr := uintptr(unsafe.Pointer(&reservation[page]))
-	r, _, e := unix.Syscall6(unix.SYS_MMAP, addr, uintptr(size), uintptr(prot), uintptr(flags|unix.MAP_FIXED), uintptr(fd), 0)
+	r, _, e := unix.Syscall6(unix.SYS_MMAP, addr, uintptr(size), uintptr(prot), uintptr(flags|unix.MAP_FIXED), uintptr(fd), uintptr(offset))
 	if e != 0 {
 		unix.Munmap(reservation)
 		return nil, nil, e

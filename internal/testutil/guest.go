@@ -228,7 +228,21 @@ var cmdSeqMu sync.Mutex
 // Run runs a shell command in the guest and returns its output (trimmed).
 // The command's output is framed by markers that the shell's echo of the
 // typed line cannot produce.
+//
+// A command whose output is "Segmentation fault" is run once more: guest
+// user space on the emulator-assisted development host occasionally
+// faults in a fresh process (see the README); the retry is logged.
 func (g *Guest) Run(command string, timeout time.Duration) string {
+	g.t.Helper()
+	out := g.run(command, timeout)
+	if strings.Contains(out, "Segmentation fault") {
+		g.t.Logf("guest command %q faulted (%q); running it again", command, out)
+		out = g.run(command, timeout)
+	}
+	return out
+}
+
+func (g *Guest) run(command string, timeout time.Duration) string {
 	g.t.Helper()
 	cmdSeqMu.Lock()
 	cmdSeq++

@@ -3,6 +3,7 @@ package virtio
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	"github.com/vireo-vmm/vireo/internal/guestmem"
 )
@@ -140,4 +141,48 @@ func (c *DescriptorChain) fail(cause error, format string, args ...any) error {
 	c.descs = c.descs[:0]
 	c.nRead, c.readLen, c.writeLen = 0, 0, 0
 	return fmt.Errorf("%w: %w: head %d: %s", ErrBadChain, cause, c.head, fmt.Sprintf(format, args...))
+}
+
+// ReadableSlices appends to dst the guest memory holding n bytes of the
+// device-readable part, starting off bytes into it: one slice per
+// descriptor touched, zero-length descriptors skipped. WritableSlices does
+// the same for the device-writable part. The slices alias guest RAM, so a
+// device can move data between a file and the guest in place (preadv,
+// pwritev); walk has checked that each buffer lies inside one RAM region.
+// Neither moves the Read or Write cursor, and bytes written through the
+// slices do not count in Written. When the part holds fewer than off+n
+// bytes they return dst unchanged and io.ErrUnexpectedEOF. With enough
+// capacity in dst they do not allocate.
+func (c *DescriptorChain) ReadableSlices(dst [][]byte, off, n uint64) ([][]byte, error) {
+	return c.slices(dst, c.descs[:c.nRead], c.readLen, off, n)
+}
+
+// WritableSlices is ReadableSlices for the device-writable part.
+func (c *DescriptorChain) WritableSlices(dst [][]byte, off, n uint64) ([][]byte, error) {
+	return c.slices(dst, c.descs[c.nRead:], c.writeLen, off, n)
+}
+
+func (c *DescriptorChain) slices(dst [][]byte, descs []descriptor, total, off, n uint64) ([][]byte, error) {
+	if off > total || n > total-off {
+		return dst, io.ErrUnexpectedEOF
+	}
+	start := len(dst)
+	for _, d := range descs {
+		if n == 0 {
+			break
+		}
+		if off >= uint64(d.len) {
+			off -= uint64(d.len)
+			continue
+		}
+		k := min(n, uint64(d.len)-off)
+		s, err := c.mem.Slice(d.addr+off, k)
+		if err != nil {
+			return dst[:start], err
+		}
+		dst = append(dst, s)
+		n -= k
+		off = 0
+	}
+	return dst, nil
 }

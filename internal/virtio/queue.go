@@ -46,6 +46,8 @@ type Queue struct {
 	signalledUsed uint16 // nextUsed at the last notification decision
 	unsignalled   uint32 // used elements since that decision
 	notifyOff     bool   // NO_NOTIFY is set (without EVENT_IDX)
+
+	scratch *DescriptorChain // markWritten's chain, while migrating
 }
 
 // NewQueue returns an unconfigured queue whose size the driver may set up
@@ -275,7 +277,29 @@ func (q *Queue) AddUsed(head uint16, n uint32) error {
 	}
 	q.nextUsed++
 	q.unsignalled++
+	if q.mem.DirtyTracking() {
+		q.markWritten(head)
+	}
 	return q.publishUsed()
+}
+
+// markWritten records the device-writable buffers of the chain at head
+// as written by the device, for live migration (guestmem.MarkDirty): the
+// device has finished writing them, whichever way it did. The chain is
+// walked again from the descriptor table, which the driver must not
+// change while the chain is in use; a chain that no longer validates has
+// nothing to record. The scratch chain is allocated on first use.
+func (q *Queue) markWritten(head uint16) {
+	if q.scratch == nil {
+		q.scratch = q.NewChain()
+	}
+	c := q.scratch
+	if c.walk(q, head) != nil {
+		return
+	}
+	for _, d := range c.descs[c.nRead:] {
+		q.mem.MarkDirty(d.addr, uint64(d.len))
+	}
 }
 
 // NeedsNotify decides whether the driver wants a used-buffer notification

@@ -54,6 +54,7 @@ func store16(mem *guestmem.Memory, gpa uint64, v uint16) error {
 	for range casRetries {
 		old := atomic.LoadUint32(p)
 		if atomic.CompareAndSwapUint32(p, old, old&^mask|uint32(v)<<shift) {
+			mem.MarkDirty(gpa, 2)
 			return nil
 		}
 	}
@@ -71,5 +72,6 @@ func store32(mem *guestmem.Memory, gpa uint64, v uint32) error {
 		return err
 	}
 	atomic.StoreUint32(p, v)
+	mem.MarkDirty(gpa, 4)
 	return nil
 }

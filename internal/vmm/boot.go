@@ -61,15 +61,23 @@ func (m *Machine) startVCPUs(proto loader.Protocol, entry, bootArg uint64) error
 			}
 			return setBootRegs(c, proto, entry, bootArg, cr3)
 		}
-		v, err := vcpu.Start(vcpu.Config{
-			ID: id, VM: m.vm, PIO: &m.pio, MMIO: &m.mmio,
-			Setup: setup, Events: m.events, Log: m.log, Mem: m.mem,
-		}, true)
-		if err != nil {
+		if err := m.spawnVCPU(id, setup); err != nil {
 			return err
 		}
-		m.vcpus = append(m.vcpus, v)
 	}
+	return nil
+}
+
+// spawnVCPU starts vCPU id, paused, with setup run on its thread.
+func (m *Machine) spawnVCPU(id int, setup func(*kvm.VCPU) error) error {
+	v, err := vcpu.Start(vcpu.Config{
+		ID: id, VM: m.vm, PIO: &m.pio, MMIO: &m.mmio,
+		Setup: setup, Events: m.events, Log: m.log, Mem: m.mem,
+	}, true)
+	if err != nil {
+		return err
+	}
+	m.vcpus = append(m.vcpus, v)
 	return nil
 }
 

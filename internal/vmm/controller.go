@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vireo-vmm/vireo/internal/devices/legacy"
 	"github.com/vireo-vmm/vireo/internal/kvm"
 	"github.com/vireo-vmm/vireo/internal/vcpu"
 )
@@ -54,6 +53,10 @@ type Event struct {
 	// Guest is true when the guest caused the event (reset, shutdown).
 	Guest  bool
 	Reason string
+	// BalloonActual is BALLOON_CHANGE's guest memory in bytes.
+	BalloonActual uint64
+	// Pass is MIGRATION_PASS's pass number (migrate.go).
+	Pass int
 }
 
 // ErrState is returned for an action the current state does not allow.
@@ -67,10 +70,12 @@ const (
 	actReset
 	actStop
 	actPowerdown
+	actDo
 )
 
 type action struct {
 	kind  actionKind
+	fn    func(*Machine) error // actDo
 	reply chan error
 }
 
@@ -81,12 +86,14 @@ type Controller struct {
 	sys     *kvm.System
 	actions chan action
 	state   atomic.Int32
-	serial  atomic.Pointer[legacy.Serial]
+	input   atomic.Pointer[consoleInput]
 	machine atomic.Pointer[Machine]
 	// OnEvent, if set before Run, receives lifecycle events.
 	OnEvent func(Event)
 	resets  int
-	bus     eventBus // Subscribe's subscribers
+	restore *restoreFrom // the snapshot the first machine is restored from
+	bus     eventBus     // Subscribe's subscribers
+	mig     migrations   // live migration, both sides (migrate.go)
 }
 
 // NewController validates cfg and opens /dev/kvm.
@@ -94,14 +101,25 @@ func NewController(cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	var from *restoreFrom
+	if cfg.RestoreDir != "" || cfg.RestoreFiles != nil {
+		snap, mem, err := loadRestore(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		from = &restoreFrom{snap: snap, mem: mem}
+		cfg = configFromSnapshot(cfg, snap)
+	}
 	if err := checkHostMemory(cfg.MemoryBytes); err != nil {
+		from.close()
 		return nil, err
 	}
 	sys, err := kvm.Open()
 	if err != nil {
+		from.close()
 		return nil, err
 	}
-	return &Controller{cfg: cfg, sys: sys, actions: make(chan action)}, nil
+	return &Controller{cfg: cfg, sys: sys, actions: make(chan action), restore: from}, nil
 }
 
 // State returns the current lifecycle state.
@@ -113,18 +131,25 @@ func (c *Controller) Resets() int { return c.resets }
 // Machine returns the current machine, or nil before it is built.
 func (c *Controller) Machine() *Machine { return c.machine.Load() }
 
-// ConsoleInput delivers host bytes to the guest's console; it returns the
-// number accepted (fewer when the UART's buffer is full).
+// consoleInput holds the current machine's console input sink.
+type consoleInput struct{ sink inputSink }
+
+// ConsoleInput delivers host bytes to the guest's console (the UART, or
+// the virtio console with VirtioConsole); it returns the number accepted
+// (fewer when the console's input buffer is full).
 func (c *Controller) ConsoleInput(p []byte) int {
-	s := c.serial.Load()
-	if s == nil {
+	in := c.input.Load()
+	if in == nil {
 		return 0
 	}
-	return s.Enqueue(p)
+	return in.sink.Enqueue(p)
 }
 
-func (c *Controller) do(k actionKind) error {
-	a := action{kind: k, reply: make(chan error, 1)}
+func (c *Controller) do(k actionKind) error { return c.send(action{kind: k}) }
+
+// send hands a to the controller goroutine and waits for its answer.
+func (c *Controller) send(a action) error {
+	a.reply = make(chan error, 1)
 	select {
 	case c.actions <- a:
 	case <-time.After(30 * time.Second):
@@ -146,7 +171,10 @@ func (c *Controller) Reset() error { return c.do(actReset) }
 func (c *Controller) Stop() error { return c.do(actStop) }
 
 func (c *Controller) emit(k EventKind, guest bool, reason string) {
-	ev := Event{Kind: k, Time: time.Now(), Guest: guest, Reason: reason}
+	c.publish(Event{Kind: k, Time: time.Now(), Guest: guest, Reason: reason})
+}
+
+func (c *Controller) publish(ev Event) {
 	if c.OnEvent != nil {
 		c.OnEvent(ev)
 	}
@@ -160,21 +188,53 @@ func (c *Controller) emit(k EventKind, guest bool, reason string) {
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.sys.Close()
 	defer c.state.Store(int32(StateStopped))
+	if stop, err := c.receiveIncoming(ctx); stop || err != nil {
+		return err // a migration target whose VM never arrived (migrate_target.go)
+	}
+	closeChannels, err := c.openChannels()
+	if err != nil {
+		return err
+	}
+	defer closeChannels()
+	closeNets, err := c.openNets()
+	if err != nil {
+		return err
+	}
+	defer closeNets()
+	closeDisks, err := c.openDisks()
+	if err != nil {
+		return err
+	}
+	defer closeDisks()
 	for {
-		m, err := newMachine(c.sys, c.cfg)
+		built := time.Now()
+		m, err := buildMachine(c.sys, c.cfg, c.restore)
+		c.restore.close() // the mapping keeps the memory file
+		c.restore = nil
+		err = c.finishIncoming(m, err) // a migration target acknowledges (migrate_target.go)
 		if err != nil {
 			return err
 		}
 		c.machine.Store(m)
-		c.serial.Store(m.serial)
-		if err := m.Resume(); err != nil {
-			m.Close()
-			return err
+		c.input.Store(&consoleInput{m.consoleSink()})
+		if c.cfg.StartPaused && c.resets == 0 {
+			// Built paused (a snapshot loaded without resume): the vCPUs
+			// first run at Resume.
+			c.state.Store(int32(StatePaused))
+			c.emit(EventStart, false, "")
+			c.emit(EventStop, false, "")
+		} else {
+			if err := m.Resume(); err != nil {
+				m.Close()
+				return err
+			}
+			c.state.Store(int32(StateRunning))
+			m.logStarted(time.Since(built)) // snapshot_fc.go
+			c.emit(EventStart, false, "")
 		}
-		c.state.Store(int32(StateRunning))
-		c.emit(EventStart, false, "")
 		again, err := c.loop(ctx, m)
-		c.serial.Store(nil)
+		c.input.Store(nil)
+		c.stopMigration(!again || err != nil) // the sender lets go of m (migrate.go)
 		m.Close()
 		if err != nil || !again {
 			return err
@@ -193,8 +253,11 @@ func (c *Controller) loop(ctx context.Context, m *Machine) (reset bool, err erro
 		}
 		return true, nil
 	}
+	balloonChanges := m.balloonChanges()
 	for {
 		select {
+		case <-balloonChanges:
+			c.balloonChanged(m)
 		case <-ctx.Done():
 			c.emit(EventShutdown, false, "host-signal")
 			return false, nil
@@ -245,6 +308,9 @@ func (c *Controller) act(m *Machine, a action) (reset, stop bool, err error) {
 		if st != StatePaused {
 			return false, false, fmt.Errorf("cannot resume: VM is %s: %w", st, ErrState)
 		}
+		if err := c.beforeResume(m); err != nil { // after a migration (migrate.go)
+			return false, false, err
+		}
 		if err := m.Resume(); err != nil {
 			return false, false, err
 		}
@@ -258,6 +324,8 @@ func (c *Controller) act(m *Machine, a action) (reset, stop bool, err error) {
 		return false, true, nil
 	case actPowerdown:
 		return false, false, c.powerdown(m)
+	case actDo:
+		return false, false, a.fn(m)
 	}
 	return false, false, nil
 }

@@ -54,6 +54,20 @@ type Config struct {
 	Start time.Time
 	// Devices are the virtio devices (devices.go).
 	Devices
+	// RestoreDir, when set, restores the machine from a snapshot directory
+	// instead of booting a kernel; the snapshot's configuration replaces
+	// the machine settings above (the host-side ones stay).
+	RestoreDir string
+	// RestoreFiles, when set, restores instead from a snapshot written to
+	// explicit state and memory files, the Firecracker API's layout
+	// (snapshot_fc.go).
+	RestoreFiles *SnapshotFiles
+	// StartPaused leaves the first machine paused once built, its vCPUs
+	// never run before a Resume (Firecracker's load without resume_vm).
+	StartPaused bool
+	// TrackDirtyPages records the pages written since the last snapshot,
+	// so a Diff snapshot saves only those (Firecracker's track_dirty_pages).
+	TrackDirtyPages bool
 }
 
 // Errors for configuration problems.
@@ -63,6 +77,9 @@ var (
 
 // Validate checks the parts of the configuration that need no host access.
 func (c *Config) Validate() error {
+	if c.RestoreDir != "" || c.RestoreFiles != nil {
+		return nil // the snapshot holds the machine's configuration
+	}
 	if c.Kernel == "" {
 		return fmt.Errorf("%w: no kernel given", ErrConfig)
 	}
@@ -107,10 +124,19 @@ type Machine struct {
 	reset  chan struct{}
 	closed sync.Once
 	virtio virtioDevices
+	diff   *diffState // pages dirtied since the last snapshot (snapshot_fc_dirty.go)
 }
 
 // newMachine builds a machine with all vCPUs created and paused.
-func newMachine(sys *kvm.System, cfg Config) (_ *Machine, err error) {
+func newMachine(sys *kvm.System, cfg Config) (*Machine, error) {
+	return buildMachine(sys, cfg, nil)
+}
+
+// buildMachine is the one wiring path for a fresh boot (from == nil) and a
+// restore: the same devices at the same addresses, then either the kernel
+// is loaded and the boot processor set at its entry, or every component
+// is loaded from the snapshot.
+func buildMachine(sys *kvm.System, cfg Config, from *restoreFrom) (_ *Machine, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -139,7 +165,10 @@ func newMachine(sys *kvm.System, cfg Config) (_ *Machine, err error) {
 	// Guest RAM is registered before the irqchip exists: with an in-kernel
 	// irqchip, KVM_SET_USER_MEMORY_REGION waits for an SRCU grace period
 	// and costs milliseconds, without it tens of microseconds.
-	if err = m.setupMemory(); err != nil {
+	if err = m.setupMemory(from); err != nil {
+		return nil, err
+	}
+	if err = m.startDiffTracking(from); err != nil { // snapshot_fc_dirty.go
 		return nil, err
 	}
 	if err = m.setupIRQChip(); err != nil {
@@ -147,6 +176,15 @@ func newMachine(sys *kvm.System, cfg Config) (_ *Machine, err error) {
 	}
 	if err = m.setupVirtio(); err != nil { // before loadGuest: it adds to the command line
 		return nil, err
+	}
+	if from != nil {
+		if err = m.setupDevices(); err != nil {
+			return nil, err
+		}
+		if err = m.restore(from.snap); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	proto, entry, bootArg, err := m.loadGuest()
 	if err != nil {
@@ -198,8 +236,28 @@ func (m *Machine) setupIRQChip() error {
 	return m.vm.CreatePIT2(kvm.PITSpeakerDummy)
 }
 
-func (m *Machine) setupMemory() error {
-	mem, err := guestmem.New(x86.RAMRegions(m.cfg.MemoryBytes), guestmem.Backing{HugePages: m.cfg.HugePages, Merge: m.cfg.Merge})
+func (m *Machine) setupMemory(from *restoreFrom) error {
+	if from != nil && from.memory != nil {
+		return m.adoptMemory(from) // RAM filled by a migration (migrate_target.go)
+	}
+	backing := guestmem.Backing{HugePages: m.cfg.HugePages, Merge: m.cfg.Merge}
+	specs := x86.RAMRegions(m.cfg.MemoryBytes)
+	if from != nil {
+		if len(from.snap.Memory) != len(specs) {
+			return fmt.Errorf("%w: %d memory regions saved, the layout has %d", ErrSnapshot, len(from.snap.Memory), len(specs))
+		}
+		backing.File = from.mem
+		for i, r := range from.snap.Memory {
+			if r.GPA != specs[i].GPA || r.Size != specs[i].Size {
+				return fmt.Errorf("%w: saved memory region %#x+%#x does not match the layout", ErrSnapshot, r.GPA, r.Size)
+			}
+			backing.FileOffsets = append(backing.FileOffsets, r.Offset)
+		}
+		if backing.HugePages == "hugetlbfs" {
+			backing.HugePages = "" // a file mapping cannot use hugetlbfs pages
+		}
+	}
+	mem, err := guestmem.New(specs, backing)
 	if err != nil {
 		return err
 	}

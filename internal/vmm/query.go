@@ -3,7 +3,7 @@ package vmm
 import "errors"
 
 // ErrNoBalloon is returned by balloon requests while the machine has no
-// balloon device.
+// balloon device (or is not running).
 var ErrNoBalloon = errors.New("no balloon device")
 
 // VCPUInfo describes one vCPU for management APIs.
@@ -19,6 +19,7 @@ type BlockInfo struct {
 	Format   string // image format, e.g. "raw"
 	ReadOnly bool
 	Size     uint64 // virtual size in bytes
+	Cache    string // cache mode: "writeback", "none" or "unsafe"
 }
 
 // VCPUs describes the current machine's vCPUs; it is empty before the
@@ -47,14 +48,7 @@ func (c *Controller) BlockDevices() []BlockInfo {
 	return m.blockDevices()
 }
 
-// blockDevices is the hook the block device wiring fills: it returns one
-// entry per attached disk. The machine has no disks yet.
-func (m *Machine) blockDevices() []BlockInfo { return nil }
+// Machine.blockDevices, one entry per disk, is in dev_block.go.
 
-// BalloonBytes is the guest memory size the balloon device reports as
-// actually available to the guest; ErrNoBalloon until a balloon exists.
-func (c *Controller) BalloonBytes() (uint64, error) { return 0, ErrNoBalloon }
-
-// SetBalloonTarget asks the balloon device to give the guest target bytes
-// of memory; ErrNoBalloon until a balloon exists.
-func (c *Controller) SetBalloonTarget(target uint64) error { return ErrNoBalloon }
+// The balloon's queries and controls (BalloonBytes, SetBalloonTarget, ...)
+// are in balloon.go.

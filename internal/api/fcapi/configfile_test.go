@@ -84,12 +84,13 @@ func TestLoadConfigStartErrors(t *testing.T) {
 	h := newHarness(t)
 	disk := h.file("disk.img", "x")
 	err := h.s.LoadConfig([]byte(`{"boot-source": {"kernel_image_path": "` + h.kernel + `"},
-		"drives": [{"drive_id": "rootfs", "path_on_host": "` + disk + `", "is_root_device": true, "is_read_only": false}]}`))
+		"drives": [{"drive_id": "rootfs", "path_on_host": "` + disk + `", "is_root_device": true, "is_read_only": false,
+		"rate_limiter": {"ops": {"size": 10, "refill_time": 1000}}}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = h.s.StartInstance()
-	if !errors.Is(err, ErrStart) || !errors.Is(err, ErrStart) || !strings.Contains(err.Error(), `drive "rootfs": virtio-blk`) {
+	if !errors.Is(err, ErrStart) || !strings.Contains(err.Error(), `drive "rootfs": virtio-blk: rate limiters are not supported`) {
 		t.Fatalf("StartInstance = %v", err)
 	}
 	if strings.Contains(err.Error(), "Start microvm error") {

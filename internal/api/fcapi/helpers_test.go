@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vireo-vmm/vireo/internal/vmm"
 )
@@ -23,6 +24,10 @@ type fakeVM struct {
 	cad      int
 	failNext error
 	exits    ExitCounts
+	// The balloon: what Balloon reports, and the sizes and intervals set.
+	balloon   vmm.BalloonInfo
+	sizes     []uint64
+	intervals []time.Duration
 }
 
 func (f *fakeVM) take() error {
@@ -73,6 +78,32 @@ func (f *fakeVM) ExitCounts() ExitCounts {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.exits
+}
+
+func (f *fakeVM) Balloon() (vmm.BalloonInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.balloon, f.take()
+}
+
+func (f *fakeVM) SetBalloonSize(n uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.take(); err != nil {
+		return err
+	}
+	f.sizes = append(f.sizes, n)
+	return nil
+}
+
+func (f *fakeVM) SetBalloonStatsInterval(d time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.take(); err != nil {
+		return err
+	}
+	f.intervals = append(f.intervals, d)
+	return nil
 }
 
 func (f *fakeVM) setExits(e ExitCounts) {

@@ -1,6 +1,10 @@
 package fcapi
 
-import "github.com/vireo-vmm/vireo/internal/vmm"
+import (
+	"time"
+
+	"github.com/vireo-vmm/vireo/internal/vmm"
+)
 
 // Instance is a started VM as the runtime half of the API drives it.
 type Instance interface {
@@ -11,6 +15,12 @@ type Instance interface {
 	State() vmm.State
 	// ExitCounts sums the vCPU exit counters since the VM started.
 	ExitCounts() ExitCounts
+	// Balloon describes the balloon device (vmm.ErrNoBalloon without one).
+	Balloon() (vmm.BalloonInfo, error)
+	// SetBalloonSize sets the balloon's target size in bytes.
+	SetBalloonSize(bytes uint64) error
+	// SetBalloonStatsInterval changes the balloon's statistics interval.
+	SetBalloonStatsInterval(d time.Duration) error
 }
 
 // ExitCounts are a VM's vCPU exits by kind, summed over its vCPUs.
@@ -33,6 +43,12 @@ func (i controllerInstance) Pause() error          { return i.c.Pause() }
 func (i controllerInstance) Resume() error         { return i.c.Resume() }
 func (i controllerInstance) SendCtrlAltDel() error { return i.c.Powerdown() }
 func (i controllerInstance) State() vmm.State      { return i.c.State() }
+
+func (i controllerInstance) Balloon() (vmm.BalloonInfo, error) { return i.c.Balloon() }
+func (i controllerInstance) SetBalloonSize(n uint64) error     { return i.c.SetBalloonSize(n) }
+func (i controllerInstance) SetBalloonStatsInterval(d time.Duration) error {
+	return i.c.SetBalloonStatsInterval(d)
+}
 
 func (i controllerInstance) ExitCounts() ExitCounts {
 	var e ExitCounts

@@ -93,6 +93,8 @@ func machineVMMConfig(m machineConfig) vmm.Config {
 		MemoryBytes: m.MemSizeMib << 20,
 		HugePages:   hugePagesModes[m.HugePages],
 		CPUTemplate: m.CPUTemplate,
+		// Diff snapshots (snapshot.go) need the dirty pages.
+		TrackDirtyPages: m.TrackDirtyPages,
 	}
 }
 

@@ -190,12 +190,7 @@ func parsePut(method, path, head, id string, body []byte) (endpoint, action, *fa
 		}
 		return epPutMMDS, unsupported{"MMDS"}, nil
 	case "snapshot":
-		switch id {
-		case "create", "load":
-			return epNone, unsupported{"snapshot " + id}, nil
-		case "":
-			return epNone, nil, badRequest("Missing snapshot operation type.")
-		}
+		return parseSnapshot(method, path, id, body) // snapshot.go
 	}
 	return epNone, nil, invalidPath(method, path)
 }

@@ -155,6 +155,8 @@ func (s *Server) preboot(a action) (any, *fault) {
 		return nil, s.setMetrics(a.cfg)
 	case startInstance:
 		return nil, s.start()
+	case loadSnapshot:
+		return nil, s.loadSnapshot(a) // snapshot.go
 	}
 	// Runtime-only: pause, resume, Ctrl+Alt+Del, FlushMetrics, balloon
 	// statistics and updates, drive and network updates.
@@ -175,7 +177,7 @@ func (s *Server) runtime(a action) (any, *fault) {
 	case getBalloon:
 		return s.balloonConfig()
 	case getBalloonStats:
-		return nil, s.balloonStats()
+		return s.balloonStats()
 	case patchBalloon:
 		return nil, s.patchBalloon(a.cfg)
 	case patchBalloonStats:
@@ -198,6 +200,8 @@ func (s *Server) runtime(a action) (any, *fault) {
 		return nil, vmmError(s.vm.SendCtrlAltDel())
 	case flushMetrics:
 		return nil, vmmError(s.flushMetricsLocked())
+	case createSnapshot:
+		return nil, s.createSnapshot(a) // snapshot.go
 	}
 	// Preboot-only: configuration and InstanceStart.
 	return nil, badRequest(msgNotSupportedPostBoot)
@@ -244,9 +248,6 @@ func (s *Server) start() *fault {
 	if f != nil {
 		return f
 	}
-	if s.res.balloon != nil {
-		s.log.Warn("the balloon is configured but this Vireo build has no virtio-balloon device; starting without it")
-	}
 	if s.opts.Start == nil {
 		return badRequest("Start microvm error: no VMM is attached to this API server")
 	}
@@ -255,11 +256,16 @@ func (s *Server) start() *fault {
 		return badRequest("Start microvm error: %s", err)
 	}
 	s.vm = vm
+	s.startMetricsTicker()
+	return nil
+}
+
+// startMetricsTicker starts the periodic metrics writer of a started VM.
+func (s *Server) startMetricsTicker() {
 	if s.opts.MetricsInterval > 0 {
 		s.stopTick = make(chan struct{})
 		go s.metricsTicker(s.opts.MetricsInterval, s.stopTick)
 	}
-	return nil
 }
 
 // metricsTicker writes a metrics line every interval until stop closes.
@@ -335,16 +341,20 @@ func (s *Server) balloonConfig() (any, *fault) {
 	return *s.res.balloon, nil
 }
 
-// balloonStats answers GET /balloon/statistics: never data, since no
-// balloon device runs, but the reason Firecracker would give.
-func (s *Server) balloonStats() *fault {
+// balloonStats answers GET /balloon/statistics from the device
+// (balloon.go has the body).
+func (s *Server) balloonStats() (any, *fault) {
 	switch {
 	case s.res.balloon == nil:
-		return badRequest("Balloon config error: %s", msgNoBalloon)
+		return nil, badRequest("Balloon config error: %s", msgNoBalloon)
 	case s.res.balloon.StatsPollingIntervalS == 0:
-		return badRequest("Balloon config error: %s", msgStatsDisabled)
+		return nil, badRequest("Balloon config error: %s", msgStatsDisabled)
 	}
-	return badRequest("Balloon config error: The balloon device is not active: this Vireo build has no virtio-balloon device.")
+	info, err := s.vm.Balloon()
+	if err != nil {
+		return nil, balloonError(err)
+	}
+	return newBalloonStats(info), nil
 }
 
 func (s *Server) patchBalloon(p balloonPatch) *fault {
@@ -353,6 +363,9 @@ func (s *Server) patchBalloon(p balloonPatch) *fault {
 	}
 	if uint64(p.AmountMib) > s.res.machine.MemSizeMib {
 		return badRequest("Balloon config error: %s", msgBalloonTooLarge)
+	}
+	if err := s.vm.SetBalloonSize(uint64(p.AmountMib) << 20); err != nil {
+		return balloonError(err)
 	}
 	s.res.balloon.AmountMib = p.AmountMib
 	return nil
@@ -364,6 +377,11 @@ func (s *Server) patchBalloonStats(p balloonStatsPatch) *fault {
 	}
 	if (s.res.balloon.StatsPollingIntervalS == 0) != (p.StatsPollingIntervalS == 0) {
 		return badRequest("Balloon config error: %s", msgStatsToggle)
+	}
+	if p.StatsPollingIntervalS != s.res.balloon.StatsPollingIntervalS {
+		if err := s.vm.SetBalloonStatsInterval(time.Duration(p.StatsPollingIntervalS) * time.Second); err != nil {
+			return balloonError(err)
+		}
 	}
 	s.res.balloon.StatsPollingIntervalS = p.StatsPollingIntervalS
 	return nil

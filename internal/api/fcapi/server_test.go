@@ -2,12 +2,17 @@ package fcapi
 
 import (
 	"encoding/json"
+	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/vireo-vmm/vireo/internal/devices/virtio/balloon"
 	"github.com/vireo-vmm/vireo/internal/vmm"
 )
 
@@ -274,7 +279,26 @@ func TestBalloon(t *testing.T) {
 	h.fault("GET", "/balloon/statistics", "", msgNotSupportedPreBoot)
 
 	h.boot()
-	h.fault("GET", "/balloon/statistics", "", "The balloon device is not active")
+	if got := h.started[0].Balloon; got == nil || *got != (vmm.BalloonConfig{DeflateOnOOM: true, StatsInterval: 5 * time.Second, TargetPages: 64 << 8}) {
+		t.Fatalf("the VM got balloon %+v", got)
+	}
+	// Statistics: the sizes always, the guest's values when it sent them.
+	h.vm.mu.Lock()
+	h.vm.balloon = vmm.BalloonInfo{MemoryBytes: 128 << 20, TargetPages: 64 << 8, ActualPages: 1000}
+	h.vm.balloon.Stats.Values[balloon.TagFreeMemory] = 5 << 20
+	h.vm.balloon.Stats.Present = 1 << balloon.TagFreeMemory
+	h.vm.mu.Unlock()
+	var st map[string]uint64
+	h.get("/balloon/statistics", &st)
+	want := map[string]uint64{"target_pages": 16384, "actual_pages": 1000, "target_mib": 64, "actual_mib": 3, "free_memory": 5 << 20}
+	if !maps.Equal(st, want) {
+		t.Errorf("GET /balloon/statistics = %v, want %v", st, want)
+	}
+	h.vm.mu.Lock()
+	h.vm.failNext = vmm.ErrNoBalloon
+	h.vm.mu.Unlock()
+	h.fault("GET", "/balloon/statistics", "", "Balloon config error: no balloon device")
+
 	h.ok("PATCH", "/balloon", `{"amount_mib": 10}`)
 	h.get("/balloon", &b)
 	if b.AmountMib != 10 {
@@ -282,9 +306,23 @@ func TestBalloon(t *testing.T) {
 	}
 	h.fault("PATCH", "/balloon", `{"amount_mib": 1000}`, msgBalloonTooLarge)
 	h.fault("PATCH", "/balloon", `{"amount_mib": 1, "deflate_on_oom": true}`, "unknown field `deflate_on_oom`")
+	h.vm.mu.Lock()
+	h.vm.failNext = errors.New("device refused")
+	h.vm.mu.Unlock()
+	h.fault("PATCH", "/balloon", `{"amount_mib": 20}`, "Balloon config error: device refused")
+	h.get("/balloon", &b)
+	if b.AmountMib != 10 {
+		t.Fatalf("a refused PATCH /balloon was stored: %+v", b)
+	}
+	h.ok("PATCH", "/balloon/statistics", `{"stats_polling_interval_s": 9}`)
 	h.ok("PATCH", "/balloon/statistics", `{"stats_polling_interval_s": 9}`)
 	h.fault("PATCH", "/balloon/statistics", `{"stats_polling_interval_s": 0}`, msgStatsToggle)
 	h.fault("PUT", "/balloon", `{"amount_mib": 1, "deflate_on_oom": true}`, msgNotSupportedPostBoot)
+	h.vm.mu.Lock()
+	defer h.vm.mu.Unlock()
+	if !slices.Equal(h.vm.sizes, []uint64{10 << 20}) || !slices.Equal(h.vm.intervals, []time.Duration{9 * time.Second}) {
+		t.Errorf("the VM saw sizes %v and intervals %v", h.vm.sizes, h.vm.intervals)
+	}
 }
 
 func TestBalloonStatisticsWithoutBalloon(t *testing.T) {
@@ -340,21 +378,39 @@ func TestInstanceStartBootArgs(t *testing.T) {
 	}
 }
 
-func TestInstanceStartRefusesMissingDevices(t *testing.T) {
-	for _, c := range []struct{ name, path, body, want string }{
-		{"drive", "/drives/rootfs", `{"drive_id": "rootfs", "path_on_host": "DISK", "is_root_device": true}`, `drive "rootfs": virtio-blk`},
-		{"net", "/network-interfaces/eth0", `{"iface_id": "eth0", "host_dev_name": "tap0"}`, `network interface "eth0": virtio-net`},
-		{"vsock", "/vsock", `{"guest_cid": 3, "uds_path": "DIR/v.sock"}`, "vsock: virtio-vsock"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
-			disk := h.file("disk.img", "x")
-			body := strings.ReplaceAll(strings.ReplaceAll(c.body, "DISK", disk), "DIR", h.dir)
-			h.ok("PUT", c.path, body)
-			h.ok("PUT", "/boot-source", `{"kernel_image_path": "`+h.kernel+`"}`)
-			h.fault("PUT", "/actions", `{"action_type": "InstanceStart"}`, "Start microvm error: "+c.want)
-		})
+// Drives, network interfaces and vsock configured through the API reach
+// the VM's configuration at InstanceStart, and a root drive sets root= on
+// the kernel command line as in Firecracker.
+func TestInstanceStartAttachesDevices(t *testing.T) {
+	h := newHarness(t)
+	disk := h.file("disk.img", "x")
+	h.ok("PUT", "/drives/rootfs", `{"drive_id": "rootfs", "path_on_host": "`+disk+`", "is_root_device": true, "is_read_only": true}`)
+	h.ok("PUT", "/network-interfaces/eth0", `{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "02:00:00:00:00:01"}`)
+	h.ok("PUT", "/vsock", `{"guest_cid": 3, "uds_path": "`+h.dir+`/v.sock"}`)
+	h.ok("PUT", "/boot-source", `{"kernel_image_path": "`+h.kernel+`", "boot_args": "console=ttyS0"}`)
+	h.ok("PUT", "/actions", `{"action_type": "InstanceStart"}`)
+	cfg := h.lastStart()
+	if len(cfg.Disks) != 1 || cfg.Disks[0].Path != disk || !cfg.Disks[0].ReadOnly || cfg.Disks[0].ID != "rootfs" {
+		t.Errorf("disks %+v", cfg.Disks)
 	}
+	if len(cfg.Nets) != 1 || cfg.Nets[0].Tap != "tap0" {
+		t.Errorf("nets %+v", cfg.Nets)
+	}
+	if cfg.Vsock == nil || cfg.Vsock.CID != 3 {
+		t.Errorf("vsock %+v", cfg.Vsock)
+	}
+	if !strings.HasSuffix(cfg.Cmdline, "root=/dev/vda ro") {
+		t.Errorf("cmdline %q lacks the root device", cfg.Cmdline)
+	}
+}
+
+// A drive with a rate limiter fails InstanceStart: Vireo has none.
+func TestInstanceStartRefusesRateLimiters(t *testing.T) {
+	h := newHarness(t)
+	disk := h.file("disk.img", "x")
+	h.ok("PUT", "/drives/rootfs", `{"drive_id": "rootfs", "path_on_host": "`+disk+`", "is_root_device": true, "is_read_only": false, "rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 100}}}`)
+	h.ok("PUT", "/boot-source", `{"kernel_image_path": "`+h.kernel+`"}`)
+	h.fault("PUT", "/actions", `{"action_type": "InstanceStart"}`, `Start microvm error: drive "rootfs": virtio-blk: rate limiters are not supported`)
 }
 
 func TestPreAndPostBootRules(t *testing.T) {

@@ -120,6 +120,16 @@ func newCommands(s *Server) map[string]command {
 		"system_reset":     {run: noResult(m.Reset)},
 		"system_powerdown": {run: noResult(m.Powerdown)},
 		"quit":             {run: noResult(m.Quit)},
+		"x-vireo-snapshot-create": {params: []param{{name: "dir", kind: argString}}, run: func(a args) (any, error) {
+			dir, _ := a.str("dir")
+			if dir == "" {
+				return nil, genericf("Parameter 'dir' expects a directory")
+			}
+			if err := m.Snapshot(dir); err != nil {
+				return nil, genericf("%s", err.Error())
+			}
+			return empty{}, nil
+		}},
 		"balloon": {params: []param{{name: "value", kind: argInt}}, run: func(a args) (any, error) {
 			if _, err := m.Balloon(); err != nil {
 				return nil, err
@@ -139,6 +149,8 @@ func newCommands(s *Server) map[string]command {
 			},
 		},
 	}
+	migrationCommands(s, cmds) // migrate.go
+	memoryCommands(s, cmds)    // memory.go
 	return cmds
 }
 
@@ -193,7 +205,7 @@ func blockInfos(devs []BlockDevice) []blockInfo {
 			Inserted: &blockDeviceInfo{
 				File: d.File, RO: d.ReadOnly, Drv: format, DetectZeroes: "off",
 				Image: imageInfo{Filename: d.File, Format: format, VirtualSize: d.Size},
-				Cache: cacheInfo{Writeback: true},
+				Cache: cacheInfo{Writeback: true, Direct: d.Cache == "none", NoFlush: d.Cache == "unsafe"},
 			},
 		})
 	}

@@ -114,6 +114,11 @@ func (f *fakeMachine) Powerdown() error {
 	return nil
 }
 
+func (f *fakeMachine) Snapshot(dir string) error {
+	f.record("snapshot " + dir)
+	return nil
+}
+
 func (f *fakeMachine) Quit() error {
 	f.record("quit")
 	f.emit("SHUTDOWN", ShutdownData{Guest: false, Reason: "host-qmp-quit"})

@@ -16,6 +16,7 @@ var hmpInfo = []struct{ name, help string }{
 	{"status", "show the current VM status (running|paused)"},
 	{"uuid", "show the current VM UUID"},
 	{"version", "show the version of QEMU"},
+	{"vireo-memory", "show how the host backs guest memory: resident, huge pages, KSM, balloon"},
 }
 
 // hmpCommands lists the other human monitor commands.
@@ -107,7 +108,13 @@ func (s *Server) hmpInfo(b *strings.Builder, what string, current int) bool {
 				ro = ", read-only"
 			}
 			fmt.Fprintf(b, "%s: %s (%s%s)\n", d.Device, d.Inserted.File, d.Inserted.Drv, ro)
-			fmt.Fprintf(b, "    Cache mode:       writeback\n")
+			mode := "writeback"
+			if c := d.Inserted.Cache; c.Direct {
+				mode += ", direct"
+			} else if c.NoFlush {
+				mode += ", ignore flushes"
+			}
+			fmt.Fprintf(b, "    Cache mode:       %s\n", mode)
 		}
 	case "balloon":
 		actual, err := s.m.Balloon()
@@ -127,6 +134,8 @@ func (s *Server) hmpInfo(b *strings.Builder, what string, current int) bool {
 		fmt.Fprintf(b, "%s\n", s.uuid())
 	case "kvm":
 		b.WriteString("kvm support: enabled\n")
+	case "vireo-memory":
+		s.hmpHostMemory(b)
 	case "memory_size_summary":
 		fmt.Fprintf(b, "base memory: %d\nplugged memory: 0\n", s.m.MemorySize())
 	default:

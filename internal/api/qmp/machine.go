@@ -18,6 +18,8 @@ type Machine interface {
 	Powerdown() error
 	// Quit ends the VM; the process exits once the reply is sent.
 	Quit() error
+	// Snapshot saves the whole VM into a directory (x-vireo-snapshot-create).
+	Snapshot(dir string) error
 	// CPUs describes the vCPUs.
 	CPUs() []CPU
 	// MemorySize is the boot RAM size in bytes.
@@ -32,6 +34,16 @@ type Machine interface {
 	// Subscribe registers fn for every lifecycle event and returns the
 	// function that ends the subscription. fn must not block.
 	Subscribe(fn func(Event)) (cancel func())
+
+	// Live migration (migrate.go). Migrate starts a migration to uri and
+	// returns at once; MigrateCancel stops it (the VM keeps running);
+	// MigrateIncoming gives a target started with "defer" its URI.
+	Migrate(uri string) error
+	MigrateCancel() error
+	MigrateIncoming(uri string) error
+	MigrationStatus() Migration
+	MigrationParameters() MigrationParameters
+	SetMigrationParameters(MigrationParameters) error
 }
 
 // RunState is a VM run state as QMP's query-status names it.
@@ -61,6 +73,7 @@ type BlockDevice struct {
 	Format   string // image format; "raw" when empty
 	ReadOnly bool
 	Size     uint64 // virtual size in bytes
+	Cache    string // "writeback" (the default when empty), "none" or "unsafe"
 }
 
 // Event is an asynchronous QMP event.

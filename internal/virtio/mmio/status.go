@@ -73,7 +73,16 @@ func (t *Transport) activate() error {
 			return fmt.Errorf("%s queue %d: %w", t.id, i, err)
 		}
 	}
-	ctx := virtio.ActivateContext{
+	if err := t.dev.Activate(t.activateContext()); err != nil {
+		return fmt.Errorf("activating %s: %w", t.id, err)
+	}
+	t.active = true
+	return nil
+}
+
+// activateContext is what the device gets when it starts; t.mu is held.
+func (t *Transport) activateContext() virtio.ActivateContext {
+	return virtio.ActivateContext{
 		Mem:        t.mem,
 		Features:   t.drvFeatures,
 		Queues:     t.queues,
@@ -82,11 +91,6 @@ func (t *Transport) activate() error {
 		NeedsReset: t.needsReset,
 		Log:        t.log.With("device", t.id.String()),
 	}
-	if err := t.dev.Activate(ctx); err != nil {
-		return fmt.Errorf("activating %s: %w", t.id, err)
-	}
-	t.active = true
-	return nil
 }
 
 // needsReset marks the device broken: DEVICE_NEEDS_RESET, and a

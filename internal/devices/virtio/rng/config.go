@@ -20,7 +20,7 @@ type Config struct {
 	// of Rate.
 	Burst uint64
 	// Source supplies the bytes; nil means crypto/rand.
-	Source io.Reader
+	Source io.Reader `json:"-"`
 }
 
 // ParseConfig parses a command-line specification: "on" (or "true", or

@@ -1,0 +1,278 @@
+package vsock
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vireo-vmm/vireo/internal/virtio"
+)
+
+// waitPacket waits for the device goroutine to produce a packet.
+func (g *guest) waitPacket(op uint16) (header, []byte) {
+	g.t.Helper()
+	deadline := time.Now().Add(readWait)
+	for time.Now().Before(deadline) {
+		if h, p, ok := g.recv(); ok {
+			if h.op != op {
+				g.t.Fatalf("got %s, want %s", opName(h.op), opName(op))
+			}
+			return h, p
+		}
+		time.Sleep(time.Millisecond)
+	}
+	g.t.Fatalf("no %s packet", opName(op))
+	return header{}, nil
+}
+
+func newDevice(t *testing.T) (*Device, *guest) {
+	t.Helper()
+	g := newGuestQueues(t)
+	d, err := New(g.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, g
+}
+
+// TestDeviceLifecycle runs the device goroutine: a host connection
+// round trip, Reset closing the socket, Activate binding it again, Close.
+func TestDeviceLifecycle(t *testing.T) {
+	d, g := newDevice(t)
+	if d.Type() != virtio.IDVsock || len(d.QueueMaxSizes()) != 3 || d.Features()&virtio.FeatureVersion1 == 0 {
+		t.Fatal("identity")
+	}
+	host := hostDial(t, g.cfg.UDSPath, 52) // before activation: waits in the backlog
+	g.postRX(16)
+	if err := d.Activate(g.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Activate(g.ctx()); !errors.Is(err, virtio.ErrAlreadyActive) {
+		t.Errorf("second Activate: %v", err)
+	}
+	h, _ := g.waitPacket(opRequest)
+	s := &gsock{g: g, gport: 52, hport: h.srcPort, bufAlloc: 1 << 20}
+	s.send(opResponse, nil)
+	readN(t, host, len("OK \n")+len(itoa(h.srcPort)))
+	io.WriteString(host, "x")
+	if _, p := g.waitPacket(opRW); string(p) != "x" {
+		t.Fatalf("%q", p)
+	}
+
+	d.Reset()
+	expectEOF(t, host)
+	if _, err := os.Stat(g.cfg.UDSPath); !os.IsNotExist(err) {
+		t.Errorf("socket file after Reset: %v", err)
+	}
+	d.Reset()
+	g2 := newGuestQueues(t)
+	g2.cfg = g.cfg
+	if err := d.Activate(g2.ctx()); err != nil {
+		t.Fatalf("Activate after Reset: %v", err)
+	}
+	if _, err := os.Stat(g.cfg.UDSPath); err != nil {
+		t.Errorf("socket not bound again: %v", err)
+	}
+	d.Close()
+	if _, err := os.Stat(g.cfg.UDSPath); !os.IsNotExist(err) {
+		t.Errorf("socket file after Close: %v", err)
+	}
+	if err := d.Activate(g2.ctx()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Activate after Close: %v", err)
+	}
+}
+
+func TestActivateNeedsQueues(t *testing.T) {
+	d, g := newDevice(t)
+	ctx := g.ctx()
+	unready, _ := virtio.NewQueue(QueueSize)
+	ctx.Queues = []*virtio.Queue{g.queues[0], unready, g.queues[2]}
+	if err := d.Activate(ctx); !errors.Is(err, virtio.ErrMissingQueue) {
+		t.Errorf("Activate without tx: %v", err)
+	}
+	ctx.Queues = ctx.Queues[:2]
+	if err := d.Activate(ctx); !errors.Is(err, virtio.ErrMissingQueue) {
+		t.Errorf("Activate with two queues: %v", err)
+	}
+}
+
+func TestBrokenQueueNeedsReset(t *testing.T) {
+	d, g := newDevice(t)
+	if err := d.Activate(g.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	g.drv[txQueue].SetAvailIdx(1000)
+	g.notify[txQueue].Signal()
+	deadline := time.Now().Add(readWait)
+	for g.irq.failed() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no NEEDS_RESET")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(g.irq.failed(), virtio.ErrAvailIndex) {
+		t.Errorf("failure %v", g.irq.failed())
+	}
+	d.Reset()
+}
+
+func TestConfigSpace(t *testing.T) {
+	d, _ := newDevice(t)
+	var b [8]byte
+	d.ReadConfig(0, b[:])
+	if binary.LittleEndian.Uint64(b[:]) != testCID {
+		t.Errorf("guest_cid %x", b)
+	}
+	var w [4]byte
+	d.ReadConfig(4, w[:])
+	if w != [4]byte{} {
+		t.Errorf("upper half %x", w)
+	}
+	d.ReadConfig(0, w[:])
+	if binary.LittleEndian.Uint32(w[:]) != testCID {
+		t.Errorf("lower half %x", w)
+	}
+	d.ReadConfig(6, w[:]) // straddles the end
+	d.ReadConfig(1<<63, w[:])
+	if w != [4]byte{} {
+		t.Errorf("beyond the end %x", w)
+	}
+	d.WriteConfig(0, []byte{9, 9, 9, 9, 9, 9, 9, 9})
+	d.ReadConfig(0, b[:])
+	if binary.LittleEndian.Uint64(b[:]) != testCID {
+		t.Error("config space is writable")
+	}
+}
+
+// TestTransportResetAndState: an inactive device sends the event when
+// activated; State reports the queues; Restore adopts the CID.
+func TestTransportResetAndState(t *testing.T) {
+	d, g := newDevice(t)
+	if s := d.State(); s.Active || s.CID != testCID || s.UDSPath != g.cfg.UDSPath {
+		t.Errorf("inactive state %+v", s)
+	}
+	if err := d.Restore(State{CID: 1}); !errors.Is(err, ErrRestore) {
+		t.Errorf("Restore of CID 1: %v", err)
+	}
+	if err := d.Restore(State{CID: 42, Active: true}); !errors.Is(err, ErrRestore) {
+		t.Errorf("Restore without queues: %v", err)
+	}
+	if err := d.Restore(State{CID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	var b [8]byte
+	d.ReadConfig(0, b[:])
+	if binary.LittleEndian.Uint64(b[:]) != 42 {
+		t.Errorf("CID after Restore %x", b)
+	}
+	g.cfg.CID = 42
+	g.drv[eventQueue].AddChain(g.evBuf())
+	if err := d.Activate(g.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	waitUsed := func() (uint32, uint32) {
+		deadline := time.Now().Add(readWait)
+		for time.Now().Before(deadline) {
+			if id, n, ok := g.drv[eventQueue].NextUsed(); ok {
+				return id, n
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatal("no event")
+		return 0, 0
+	}
+	if _, n := waitUsed(); n != 4 {
+		t.Fatalf("event length %d", n)
+	}
+	if err := d.Restore(State{CID: 42}); !errors.Is(err, ErrRestore) {
+		t.Errorf("Restore while active: %v", err)
+	}
+	s := d.State()
+	if !s.Active || len(s.Queues) != 3 || s.Queues[eventQueue].NextUsed != 1 || !s.Queues[rxQueue].Ready {
+		t.Errorf("active state %+v", s)
+	}
+	// A live reset: the connection goes, the event comes.
+	host := hostDial(t, g.cfg.UDSPath, 0)
+	g.drv[eventQueue].AddChain(g.evBuf())
+	g.notify[eventQueue].Signal()
+	time.Sleep(10 * time.Millisecond)
+	d.TransportReset()
+	waitUsed()
+	expectEOF(t, host)
+}
+
+func TestSocketPath(t *testing.T) {
+	dir := shortDir(t)
+	// A regular file is not replaced.
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	if _, err := New(Config{CID: 3, UDSPath: file}); !errors.Is(err, ErrNotSocket) {
+		t.Errorf("over a file: %v", err)
+	}
+	// A live socket is not stolen.
+	live := filepath.Join(dir, "live")
+	l, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{CID: 3, UDSPath: live}); !errors.Is(err, ErrSocketInUse) {
+		t.Errorf("over a live socket: %v", err)
+	}
+	l.Close()
+	// A stale one (its owner died without removing it) is.
+	stale := filepath.Join(dir, "stale")
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul.SetUnlinkOnClose(false)
+	ul.Close()
+	d, err := New(Config{CID: 3, UDSPath: stale})
+	if err != nil {
+		t.Fatalf("over a stale socket: %v", err)
+	}
+	d.Close()
+	// A missing directory.
+	if _, err := New(Config{CID: 3, UDSPath: filepath.Join(dir, "no", "such")}); err == nil {
+		t.Error("socket in a missing directory")
+	}
+	if _, err := New(Config{CID: 2, UDSPath: stale}); !errors.Is(err, ErrConfig) {
+		t.Errorf("CID 2: %v", err)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Config
+		ok   bool
+	}{
+		{"cid=3,uds=/tmp/v.sock", Config{3, "/tmp/v.sock"}, true},
+		{"uds=/tmp/v.sock,cid=4294967294", Config{4294967294, "/tmp/v.sock"}, true},
+		{"guest_cid=7,uds_path=/a", Config{7, "/a"}, true},
+		{"cid=3", Config{}, false},
+		{"uds=/a", Config{}, false},
+		{"cid=2,uds=/a", Config{}, false},
+		{"cid=4294967295,uds=/a", Config{}, false},
+		{"cid=x,uds=/a", Config{}, false},
+		{"cid=3,uds=", Config{}, false},
+		{"cid=3,uds=/a,port=4", Config{}, false},
+		{"cid=3,uds", Config{}, false},
+		{"cid=3,uds=/" + string(bytes.Repeat([]byte("a"), 120)), Config{}, false},
+	} {
+		got, err := ParseConfig(c.in)
+		if c.ok != (err == nil) || got != c.want {
+			t.Errorf("ParseConfig(%q) = %+v, %v", c.in, got, err)
+		}
+		if err != nil && !errors.Is(err, ErrConfig) {
+			t.Errorf("ParseConfig(%q): %v does not wrap ErrConfig", c.in, err)
+		}
+	}
+}

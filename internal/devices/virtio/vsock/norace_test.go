@@ -1,0 +1,5 @@
+//go:build !race
+
+package vsock
+
+const raceEnabled = false
