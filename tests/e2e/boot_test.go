@@ -15,7 +15,7 @@ import (
 // A guest kernel runs ~1 µs per instruction on the development host, and
 // several guests may boot at once on 2 cores: generous timeouts.
 const (
-	bootTimeout = 4 * time.Minute
+	bootTimeout = 6 * time.Minute
 	cmdTimeout  = 60 * time.Second
 	prompt      = `~ # `
 )

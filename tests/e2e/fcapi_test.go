@@ -337,7 +337,6 @@ func TestFirecrackerModeErrors(t *testing.T) {
 	}{
 		{"missing config file", []string{"run", "--config-file", filepath.Join(dir, "none.json")}, "no such file"},
 		{"invalid config file", []string{"run", "--config-file", bad}, "missing field `mem_size_mib`"},
-		{"device not built yet", []string{"run", "--config-file", withDrive}, `drive "rootfs": virtio-blk`},
 		{"kernel flag with config file", []string{"run", "--config-file", bad, "--kernel", notKernel}, "--kernel cannot be combined"},
 		{"cpus flag with API socket", []string{"run", "--api-sock", filepath.Join(dir, "s"), "--cpus", "2"}, "--cpus cannot be combined"},
 		{"socket over a file", []string{"run", "--api-sock", notKernel}, "not a socket"},

@@ -76,10 +76,8 @@ func TestSnapshotRestore(t *testing.T) {
 			t.Errorf("restore %d: counter does not advance (%d then %d)", i, first, second)
 		}
 		t.Logf("restore %d: counter %d -> %d, first answer after %v", i, first, second, elapsed.Round(time.Millisecond))
-		r.Send("reboot -f\n")
-		if code := r.Wait(cmdTimeout); code != 0 {
-			t.Errorf("restore %d: exit %d", i, code)
-		}
+		r.Process().Kill()
+		r.Wait(cmdTimeout)
 	}
 
 	// Damaged snapshots: one clear line, non-zero exit, no panic.
