@@ -26,13 +26,16 @@ const (
 	configSize = 8
 )
 
-// Device is a virtio-vsock device. It implements virtio.Device.
+// Device is a virtio-vsock device. It implements virtio.Device and
+// virtio.Snapshotter.
 //
 // The host socket is bound by New, so host programs can connect as soon
 // as the VM exists; their connections reach the guest once its driver
-// has started the device. Reset (a driver reset, or the transport
-// closing) drops every connection and closes the socket; the next
-// Activate binds it again.
+// has started the device. Reset (a driver reset, the transport quiescing
+// the device for a snapshot, or closing) drops every connection and
+// closes the socket; the next Activate binds it again and, since the
+// guest's connections are gone on the host side, sends the guest a
+// TRANSPORT_RESET event (Firecracker does the same on snapshots).
 type Device struct {
 	mu     sync.Mutex // guards everything below
 	cfg    Config
@@ -40,8 +43,9 @@ type Device struct {
 	mux    *muxer
 	done   chan struct{} // closed when the muxer goroutine exits
 	closed bool
-	// resetDue: the next activation starts with a TRANSPORT_RESET event
-	// (after Restore, or a TransportReset while inactive).
+	// resetDue: the next activation starts with a TRANSPORT_RESET event.
+	// Set by every Reset after an activation, by Restore, and by a
+	// TransportReset while inactive.
 	resetDue bool
 }
 
@@ -166,6 +170,7 @@ func (d *Device) stopLocked() {
 	if d.mux == nil {
 		return
 	}
+	d.resetDue = true
 	d.mux.shutdown()
 	<-d.done
 	d.mux.close()

@@ -74,11 +74,26 @@ func TestDeviceLifecycle(t *testing.T) {
 	d.Reset()
 	g2 := newGuestQueues(t)
 	g2.cfg = g.cfg
+	g2.drv[eventQueue].AddChain(g2.evBuf())
 	if err := d.Activate(g2.ctx()); err != nil {
 		t.Fatalf("Activate after Reset: %v", err)
 	}
 	if _, err := os.Stat(g.cfg.UDSPath); err != nil {
 		t.Errorf("socket not bound again: %v", err)
+	}
+	// The guest's connections died with the reset: it is told so.
+	deadline := time.Now().Add(readWait)
+	for {
+		if _, n, ok := g2.drv[eventQueue].NextUsed(); ok {
+			if n != 4 {
+				t.Errorf("event of %d bytes", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no TRANSPORT_RESET after a reset")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	d.Close()
 	if _, err := os.Stat(g.cfg.UDSPath); !os.IsNotExist(err) {
@@ -151,52 +166,57 @@ func TestConfigSpace(t *testing.T) {
 	}
 }
 
-// TestTransportResetAndState: an inactive device sends the event when
-// activated; State reports the queues; Restore adopts the CID.
+// TestTransportResetAndState: a restored device sends TRANSPORT_RESET
+// when activated; a live TransportReset drops connections and sends it.
 func TestTransportResetAndState(t *testing.T) {
 	d, g := newDevice(t)
-	if s := d.State(); s.Active || s.CID != testCID || s.UDSPath != g.cfg.UDSPath {
-		t.Errorf("inactive state %+v", s)
+	var _ virtio.Snapshotter = d
+	if s := d.State(); s.CID != testCID || s.UDSPath != g.cfg.UDSPath {
+		t.Errorf("state %+v", s)
 	}
-	if err := d.Restore(State{CID: 1}); !errors.Is(err, ErrRestore) {
-		t.Errorf("Restore of CID 1: %v", err)
+	for _, bad := range []string{`{"CID": 1}`, `{"CID": 4294967295}`, `not json`} {
+		if err := d.RestoreState([]byte(bad)); !errors.Is(err, ErrRestore) {
+			t.Errorf("RestoreState(%s): %v", bad, err)
+		}
 	}
-	if err := d.Restore(State{CID: 42, Active: true}); !errors.Is(err, ErrRestore) {
-		t.Errorf("Restore without queues: %v", err)
+	saved, err := d.SaveState()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := d.Restore(State{CID: 42}); err != nil {
+	// Saved with another CID: the device keeps its configured one (the
+	// guest reads it again on the event).
+	saved = bytes.Replace(saved, []byte(`"CID":3`), []byte(`"CID":42`), 1)
+	if err := d.RestoreState(saved); err != nil {
 		t.Fatal(err)
 	}
 	var b [8]byte
 	d.ReadConfig(0, b[:])
-	if binary.LittleEndian.Uint64(b[:]) != 42 {
-		t.Errorf("CID after Restore %x", b)
+	if binary.LittleEndian.Uint64(b[:]) != testCID {
+		t.Errorf("CID after restore %x", b)
 	}
-	g.cfg.CID = 42
 	g.drv[eventQueue].AddChain(g.evBuf())
 	if err := d.Activate(g.ctx()); err != nil {
 		t.Fatal(err)
 	}
-	waitUsed := func() (uint32, uint32) {
+	waitUsed := func() uint32 {
 		deadline := time.Now().Add(readWait)
 		for time.Now().Before(deadline) {
 			if id, n, ok := g.drv[eventQueue].NextUsed(); ok {
-				return id, n
+				if got, _ := g.mem.Uint32(evBase + uint64(id)*16); got != eventTransportReset {
+					t.Errorf("event id %d", got)
+				}
+				return n
 			}
 			time.Sleep(time.Millisecond)
 		}
 		t.Fatal("no event")
-		return 0, 0
+		return 0
 	}
-	if _, n := waitUsed(); n != 4 {
+	if n := waitUsed(); n != 4 {
 		t.Fatalf("event length %d", n)
 	}
 	if err := d.Restore(State{CID: 42}); !errors.Is(err, ErrRestore) {
 		t.Errorf("Restore while active: %v", err)
-	}
-	s := d.State()
-	if !s.Active || len(s.Queues) != 3 || s.Queues[eventQueue].NextUsed != 1 || !s.Queues[rxQueue].Ready {
-		t.Errorf("active state %+v", s)
 	}
 	// A live reset: the connection goes, the event comes.
 	host := hostDial(t, g.cfg.UDSPath, 0)
@@ -206,6 +226,18 @@ func TestTransportResetAndState(t *testing.T) {
 	d.TransportReset()
 	waitUsed()
 	expectEOF(t, host)
+	// While inactive, the event waits for the next activation.
+	d.Reset()
+	d.TransportReset()
+	g2 := newGuestQueues(t)
+	t.Cleanup(d.Reset) // before g2's memory goes
+	g2.cfg = g.cfg
+	g2.drv[eventQueue].AddChain(g2.evBuf())
+	if err := d.Activate(g2.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	g = g2
+	waitUsed()
 }
 
 func TestSocketPath(t *testing.T) {

@@ -51,6 +51,7 @@ func FuzzVsockPacket(f *testing.F) {
 	f.Add([]byte{0, 3, 0, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		g := newGuest(t)
+		g.m.lastLocal = local - 1 // the seeds' port for this connection
 		_, _ = g.establish(52)
 		l := g.hostListen(fuzzHostPort)
 		s := &gsock{g: g, gport: 40000, hport: fuzzHostPort, bufAlloc: 1 << 16}

@@ -140,7 +140,7 @@ func parseConnect(line []byte) (uint32, bool) {
 }
 
 // allocLocalPort picks the host-side port of a host-initiated connection,
-// round robin in [2^30, 2^31) as Firecracker does.
+// round robin in [2^30, 2^31) as Firecracker does (from a random start).
 func (m *muxer) allocLocalPort() uint32 {
 	for {
 		m.lastLocal = (m.lastLocal+1)&^(1<<31) | 1<<30

@@ -3,6 +3,7 @@ package vsock
 import (
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,8 +114,11 @@ func newMuxer(cfg Config, lis *listener, ctx virtio.ActivateContext, log *slog.L
 		byToken:    make(map[uint64]*conn),
 		localPorts: make(map[uint32]*conn),
 		nextToken:  firstConnToken,
-		lastLocal:  1<<30 - 1,
-		pool:       pool{max: maxIdleChunks},
+		// A random start: a guest restored from a snapshot, or reset,
+		// may still hold sockets connected to ports an earlier muxer
+		// handed out; starting where it did would collide with them.
+		lastLocal: 1<<30 | rand.Uint32N(1<<30),
+		pool:      pool{max: maxIdleChunks},
 	}
 	for i := range numQueues {
 		q := ctx.Queues[i]

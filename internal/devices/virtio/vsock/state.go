@@ -1,56 +1,36 @@
 package vsock
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-
-	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
 // ErrRestore reports a saved state that does not fit the device.
 var ErrRestore = errors.New("vsock: cannot restore state")
 
-// State is the device's snapshot: plain data. Connections are not saved:
-// their host sockets cannot be, so a restored device starts with a
-// TRANSPORT_RESET event and the guest resets its sockets (as Firecracker
-// does).
+// State is the device's part of a snapshot, plain data; the transport
+// saves the queues. Connections are not saved: their host sockets cannot
+// be, so a restored device starts with a TRANSPORT_RESET event and the
+// guest resets its connected sockets (as Firecracker does).
 type State struct {
-	// CID is the guest's CID, which the guest has already read.
-	CID uint64
-	// UDSPath is the host socket the device listened on.
+	// CID and UDSPath are the configuration the device ran with. A
+	// restored device keeps its own configuration, which may differ (a
+	// clone restored beside its original needs another socket path, and
+	// may get another CID: the guest reads the CID again on the event).
+	CID     uint64
 	UDSPath string
-	// Active reports whether the driver had started the device.
-	Active bool
-	// Queues are the rx, tx and event queues' states when active; the
-	// transport restores its queues from them.
-	Queues []virtio.QueueState
 }
 
-// State returns the device's state. While the device is active the
-// muxer is briefly held still so the queue indices are consistent.
+// State returns the device's state.
 func (d *Device) State() State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := State{CID: d.cfg.CID, UDSPath: d.cfg.UDSPath}
-	if m := d.mux; m != nil {
-		s.Active = true
-		m.mu.Lock()
-		for _, q := range m.queues {
-			var qs virtio.QueueState
-			if q != nil {
-				qs = q.State()
-			}
-			s.Queues = append(s.Queues, qs)
-		}
-		m.mu.Unlock()
-	}
-	return s
+	return State{CID: d.cfg.CID, UDSPath: d.cfg.UDSPath}
 }
 
-// Restore adopts a saved state on an inactive device: the guest keeps
-// its CID; the host socket stays the one the device was built with (so a
-// restored VM may listen elsewhere, as Firecracker's vsock_override
-// allows). The next activation sends TRANSPORT_RESET.
+// Restore checks a saved state on an inactive device and arranges for
+// the next activation to send TRANSPORT_RESET.
 func (d *Device) Restore(s State) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -60,10 +40,24 @@ func (d *Device) Restore(s State) error {
 	if s.CID < MinGuestCID || s.CID > MaxGuestCID {
 		return fmt.Errorf("%w: cid %d is out of range", ErrRestore, s.CID)
 	}
-	if s.Active && len(s.Queues) != numQueues {
-		return fmt.Errorf("%w: %d queue states, want %d", ErrRestore, len(s.Queues), numQueues)
-	}
-	d.cfg.CID = s.CID
 	d.resetDue = true
 	return nil
+}
+
+// SaveState implements virtio.Snapshotter.
+func (d *Device) SaveState() ([]byte, error) {
+	b, err := json.Marshal(d.State())
+	if err != nil {
+		return nil, fmt.Errorf("vsock: saving state: %w", err)
+	}
+	return b, nil
+}
+
+// RestoreState implements virtio.Snapshotter.
+func (d *Device) RestoreState(data []byte) error {
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("%w: %w", ErrRestore, err)
+	}
+	return d.Restore(s)
 }

@@ -89,8 +89,15 @@ static void add(int fd)
 	nconns++;
 }
 
+/* failed reports a connection that ended in an error (a reset). */
+static int failed(void)
+{
+	printf("vsockecho: connection error: %s\n", strerror(errno));
+	return 0;
+}
+
 /* step moves data for one connection; it returns 0 once the connection
- * is finished (its peer ended and everything was echoed). */
+ * is finished (its peer ended and everything was echoed, or an error). */
 static int step(struct conn *c, short rev)
 {
 	if ((rev & (POLLIN | POLLHUP | POLLERR)) && !c->eof && c->w < ECHOBUF) {
@@ -100,14 +107,14 @@ static int step(struct conn *c, short rev)
 		else if (n == 0)
 			c->eof = 1;
 		else if (errno != EAGAIN && errno != EINTR)
-			return 0;
+			return failed();
 	}
 	if (c->r < c->w) {
 		ssize_t n = write(c->fd, c->buf + c->r, c->w - c->r);
 		if (n > 0)
 			c->r += n;
 		else if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return 0;
+			return failed();
 	}
 	if (c->r == c->w)
 		c->r = c->w = 0;
