@@ -44,7 +44,7 @@ func report(o *options, r *results, when time.Time) string {
 	row("restore to the guest's first console byte", r.vireoOut, r.qemuOut)
 	w("| snapshot on disk (allocated) | %s | %s | %.2fx |\n\n", mib(r.vireoFinal), mib(r.qemuFinal), float64(r.vireoFinal)/float64(max(r.qemuFinal, 1)))
 
-	w("Vireo's restore, inside the process (from its debug log): loading and checking the state file and opening the memory file %s; building the machine (KVM VM, guest RAM mapped privately from the memory file, irqchip, PIT, devices) and releasing its vCPUs %s; of the build, loading every component's state (irqchip, PIT, clock, legacy devices, vCPUs created on their threads with their saved registers, virtio transports) %s; %s from the Go program's start to the vCPUs' release. The rest of exec to running is the kernel's exec and the Go runtime's start.\n\n", cell(r.vireoLoad), cell(r.vireoBuild), cell(r.vireoState), cell(r.vireoSince))
+	w("Vireo's restore, inside the process (from its debug log): loading and checking the state file and opening the memory file %s; building the machine (KVM VM, guest RAM mapped privately from the memory file, irqchip, PIT, devices) and releasing its vCPUs %s, plus loading every component's state into it (irqchip, PIT, clock, legacy devices, vCPUs created on their threads with their saved registers, virtio transports) %s; %s from the Go program's start to the vCPUs' release. The rest of exec to running is the kernel's exec and the Go runtime's start.\n\n", cell(r.vireoLoad), cell(r.vireoBuild), cell(r.vireoState), cell(r.vireoSince))
 
 	if len(r.vireoRun) > 0 && len(r.qemuRun) > 0 {
 		vm, qm := median(r.vireoRun), median(r.qemuRun)
