@@ -43,14 +43,13 @@ func pick(samples []sample, f func(sample) float64) summary {
 func report(o *options, vireo, qemu []sample, qemuVersion string, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n## Memory balloon\n\n", beginMarker)
-	fmt.Fprintf(&b, "`go run ./bench/balloon -runs %d -memory %d -balloon %d -touch %d` (%s). "+
-		"Each round boots a fresh %d MiB guest (1 vCPU) with a virtio-balloon device, has it touch %d MiB "+
-		"(`dd bs=%dM count=1` to /dev/null, whose buffer it then frees), inflates the balloon by %d MiB "+
-		"with QMP `balloon` and deflates it again; each time runs from the command to query-balloon "+
-		"reporting the new size. \"Returned\" is how far the VMM's RSS fell on inflating. "+
-		"Vireo and QEMU alternate; medians over %d rounds, with the range.\n\n",
-		o.runs, o.memMiB, o.balloonMiB, o.touchMiB, now.UTC().Format("2006-01-02"),
-		o.memMiB, o.touchMiB, o.touchMiB, o.balloonMiB, o.runs)
+	fmt.Fprintf(&b, "`go run ./bench/balloon -runs %d -memory %d -balloon %d` (%s). "+
+		"Each round boots a fresh %d MiB guest (1 vCPU) with a virtio-balloon device; its kernel runs "+
+		"with `init_on_free=1`, so all of its free memory is resident on the host, as in a guest that "+
+		"has run for a while. The balloon is inflated by %d MiB with QMP `balloon`, then deflated; each "+
+		"time runs from the command to query-balloon reporting the new size. \"Returned\" is how far the "+
+		"VMM's RSS fell on inflating. Vireo and QEMU alternate; medians over %d rounds, with the range.\n\n",
+		o.runs, o.memMiB, o.balloonMiB, now.UTC().Format("2006-01-02"), o.memMiB, o.balloonMiB, o.runs)
 	fmt.Fprintf(&b, "Host: %s. QEMU: %s.\n\n", hostInfo(), qemuVersion)
 	b.WriteString("| | Vireo | QEMU | Vireo/QEMU |\n|---|---|---|---|\n")
 	secs := func(d time.Duration) float64 { return d.Seconds() }

@@ -21,7 +21,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestReportAndSection(t *testing.T) {
-	o := &options{runs: 2, memMiB: 128, balloonMiB: 32, touchMiB: 72}
+	o := &options{runs: 2, memMiB: 128, balloonMiB: 32}
 	v := []sample{{inflate: 2 * time.Second, deflate: time.Second, returned: 30 << 20}, {inflate: 4 * time.Second, deflate: time.Second, returned: 28 << 20}}
 	q := []sample{{inflate: 6 * time.Second, deflate: 2 * time.Second, returned: 31 << 20}, {inflate: 6 * time.Second, deflate: 2 * time.Second, returned: 31 << 20}}
 	s := report(o, v, q, "QEMU emulator version 7.2", time.Unix(0, 0))

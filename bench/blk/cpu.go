@@ -4,21 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// ErrStat reports an unreadable /proc stat file.
+// ErrStat reports an unreadable /proc file.
 var ErrStat = errors.New("proc stat")
 
-// clockTick is USER_HZ, the unit of utime and stime in /proc (100 on
-// every Linux x86-64 build).
-const clockTick = 10 * time.Millisecond
-
-// cpuTimes is the CPU time a process has used, in total (its live and
-// exited threads) and in its vCPU threads (which, on hosts whose KVM
-// emulates guest kernel code, includes that emulation).
+// cpuTimes is the CPU time a process has used, in total and in its vCPU
+// threads (which, on hosts whose KVM emulates guest kernel code, includes
+// that emulation).
 type cpuTimes struct {
 	total, vcpu time.Duration
 }
@@ -27,51 +24,53 @@ type cpuTimes struct {
 // device emulation, I/O and main loop.
 func (c cpuTimes) other() time.Duration { return c.total - c.vcpu }
 
-func (c cpuTimes) sub(d cpuTimes) cpuTimes {
-	return cpuTimes{total: c.total - d.total, vcpu: c.vcpu - d.vcpu}
-}
+// threadCPU is the CPU time of each live thread of a process, from
+// /proc/PID/task/TID/schedstat (nanoseconds, unlike the clock ticks of
+// /proc/PID/stat: the VMMs' own work during one measurement is a few
+// milliseconds).
+type threadCPU map[int]time.Duration
 
-// readCPU samples pid's CPU times; vcpus are its vCPU thread ids.
-func readCPU(pid int, vcpus []int) (cpuTimes, error) {
-	total, err := statTime(fmt.Sprintf("/proc/%d/stat", pid))
+// readThreads samples every live thread of pid.
+func readThreads(pid int) (threadCPU, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return cpuTimes{}, err
+		return nil, fmt.Errorf("%w: %w", ErrStat, err)
 	}
-	c := cpuTimes{total: total}
-	for _, tid := range vcpus {
-		t, err := statTime(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+	out := threadCPU{}
+	for _, e := range entries {
+		tid, err := strconv.Atoi(e.Name())
 		if err != nil {
-			return cpuTimes{}, err
+			continue
 		}
-		c.vcpu += t
+		b, err := os.ReadFile(fmt.Sprintf("%s/%d/schedstat", dir, tid))
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: schedstat of thread %d: %q", ErrStat, tid, b)
+		}
+		out[tid] = time.Duration(ns)
 	}
-	return c, nil
+	return out, nil
 }
 
-// statTime returns utime+stime from a /proc stat file.
-func statTime(path string) (time.Duration, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrStat, err)
+// cpuDelta is the CPU time the threads alive at after used since before,
+// in total and in the vCPU threads. A thread that exited in between is
+// missed (QEMU's idle I/O pool threads exit after some seconds).
+func cpuDelta(before, after threadCPU, vcpus []int) cpuTimes {
+	var c cpuTimes
+	for tid, t := range after {
+		d := t - before[tid]
+		c.total += d
+		if slices.Contains(vcpus, tid) {
+			c.vcpu += d
+		}
 	}
-	return parseStat(string(b))
-}
-
-// parseStat extracts utime+stime (fields 14 and 15) from the text of a
-// stat file; the command name (field 2) may contain spaces and parentheses.
-func parseStat(s string) (time.Duration, error) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("%w: no command name", ErrStat)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("%w: %d fields", ErrStat, len(f))
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("%w: utime %q stime %q", ErrStat, f[11], f[12])
-	}
-	return time.Duration(utime+stime) * clockTick, nil
+	return c
 }

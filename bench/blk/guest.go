@@ -29,7 +29,7 @@ func buildInitrd(dir string) (string, error) {
 	if err := os.WriteFile(src, blkbenchSource, 0o644); err != nil {
 		return "", err
 	}
-	if out, err := exec.Command("gcc", "-static", "-O2", "-Wall", "-o", bin, src).CombinedOutput(); err != nil {
+	if out, err := exec.Command("gcc", "-static", "-pthread", "-O2", "-Wall", "-o", bin, src).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the guest tool (gcc -static, Debian gcc and libc6-dev): %v\n%s", err, out)
 	}
 	tool, err := os.ReadFile(bin)

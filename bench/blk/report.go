@@ -61,10 +61,11 @@ func report(o *options, subjects []*subject, when time.Time) string {
 	fmt.Fprintf(&b, "- Disks: Vireo `--disk path=IMG,cache=%s`; QEMU `-drive file=IMG,if=none,id=d0,format=raw,cache=%s -device virtio-blk-device,drive=d0` "+
 		"(`-M microvm,acpi=off`, virtio-mmio, QEMU's default thread-pool I/O). One request queue each.\n", o.cache, o.cache)
 	fmt.Fprintf(&b, "- Measurements: sequential read and write of %d MiB in 1 MiB requests, one at a time (the write ends with fdatasync, "+
-		"a FLUSH); %g s of 4 KiB reads at random 4 KiB-aligned offsets with %d in flight (Linux AIO). Before the rounds each guest reads the whole image once.\n",
+		"a FLUSH); %g s of 4 KiB reads at random 4 KiB-aligned offsets by %d threads, so that as many are in flight (the guest kernel has no Linux AIO). Before the rounds each guest reads the whole image once.\n",
 		o.mib, o.seconds, o.depth)
-	fmt.Fprintln(&b, "- CPU: utime+stime of the VMM process from /proc/PID/stat around each measurement, divided by the GiB moved; "+
-		"\"outside vCPUs\" subtracts the vCPU threads (/proc/PID/task/TID/stat, thread ids from QMP query-cpus-fast). "+
+	fmt.Fprintln(&b, "- CPU: the VMM's threads' CPU time (/proc/PID/task/TID/schedstat, nanoseconds) from the console's echo of the command to its result, divided by the GiB moved; "+
+		"\"outside vCPUs\" leaves out the vCPU threads (thread ids from QMP query-cpus-fast). A thread that exits during a measurement is missed "+
+		"(QEMU's idle I/O pool threads exit after a few seconds), which can only flatter QEMU. "+
 		"On this host the vCPU threads' time includes KVM's emulation of the guest kernel, so the total mostly measures the guest; "+
 		"the time outside the vCPUs is the VMM's own device work.")
 	fmt.Fprintln(&b)
@@ -109,6 +110,27 @@ func report(o *options, subjects []*subject, when time.Time) string {
 			}
 			fmt.Fprintf(&b, "| %s: %s | %s | %s | %s | ≤ %.1fx | %s |\n", t.name, label,
 				stats(cpu(v, other), "%.2f"), stats(cpu(q, other), "%.2f"), ratio, targetCPU, verdict(ok))
+		}
+	}
+	idle := func(s *subject, other bool) []float64 {
+		out := make([]float64, len(s.idle))
+		for i, sm := range s.idle {
+			d := sm.cpu.total
+			if other {
+				d = sm.cpu.other()
+			}
+			out[i] = perSecond(d, sm.seconds)
+		}
+		return out
+	}
+	if len(v.idle) > 0 && len(q.idle) > 0 {
+		for _, other := range []bool{false, true} {
+			label := "whole process"
+			if other {
+				label = "outside vCPUs"
+			}
+			fmt.Fprintf(&b, "| guest idle (%g s): CPU ms/s, %s | %s | %s | %.2fx | | |\n", o.seconds, label,
+				stats(idle(v, other), "%.2f"), stats(idle(q, other), "%.2f"), median(idle(v, other))/median(idle(q, other)))
 		}
 	}
 	fmt.Fprintln(&b)

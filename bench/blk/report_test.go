@@ -8,23 +8,16 @@ import (
 	"time"
 )
 
-func TestParseStat(t *testing.T) {
-	line := "1234 (vireo (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 100 0 0"
-	d, err := parseStat(line)
-	if err != nil || d != 325*clockTick {
-		t.Fatalf("parseStat = %v, %v; want 3.25s", d, err)
+func TestThreadCPU(t *testing.T) {
+	own, err := readThreads(os.Getpid())
+	if err != nil || len(own) == 0 {
+		t.Fatalf("readThreads(self) = %v, %v", own, err)
 	}
-	for _, bad := range []string{"", "1 (x S 1", "1 (x) S 1 2 3", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 a b"} {
-		if _, err := parseStat(bad); err == nil {
-			t.Errorf("parseStat(%q) succeeded", bad)
-		}
-	}
-	if _, err := statTime("/proc/self/stat"); err != nil {
-		t.Errorf("own stat: %v", err)
-	}
-	c := cpuTimes{total: 5 * time.Second, vcpu: 3 * time.Second}
-	if c.other() != 2*time.Second || c.sub(cpuTimes{total: time.Second, vcpu: time.Second}) != (cpuTimes{total: 4 * time.Second, vcpu: 2 * time.Second}) {
-		t.Error("cpuTimes arithmetic")
+	before := threadCPU{1: time.Second, 2: 2 * time.Second, 3: time.Second}
+	after := threadCPU{1: 3 * time.Second, 2: 2500 * time.Millisecond, 4: time.Second} // 3 exited, 4 is new
+	c := cpuDelta(before, after, []int{1})
+	if c.total != 3500*time.Millisecond || c.vcpu != 2*time.Second || c.other() != 1500*time.Millisecond {
+		t.Errorf("cpuDelta = %+v", c)
 	}
 }
 

@@ -45,12 +45,12 @@ func (m qmpMachine) MigrationStatus() qmp.Migration {
 
 func (m qmpMachine) MigrationParameters() qmp.MigrationParameters {
 	p := m.ctl.MigrationParams()
-	return qmp.MigrationParameters{DowntimeLimit: p.DowntimeLimit, MaxBandwidth: p.MaxBandwidth}
+	return qmp.MigrationParameters{DowntimeLimit: p.DowntimeLimit, MaxBandwidth: p.MaxBandwidth, Verify: p.Verify}
 }
 
 func (m qmpMachine) SetMigrationParameters(p qmp.MigrationParameters) error {
 	cur := m.ctl.MigrationParams()
-	cur.DowntimeLimit, cur.MaxBandwidth = p.DowntimeLimit, p.MaxBandwidth
+	cur.DowntimeLimit, cur.MaxBandwidth, cur.Verify = p.DowntimeLimit, p.MaxBandwidth, p.Verify
 	return qmpError(m.ctl.SetMigrationParams(cur))
 }
 
@@ -97,6 +97,7 @@ func cmdMigrate(args []string, stdout io.Writer) error {
 	downtime := fs.Duration("downtime-limit", 0, "longest pause of the VM, e.g. 50ms (default: the VM's setting)")
 	bandwidth := fs.String("max-bandwidth", "", "cap in bytes per second for the live passes, with K, M or G suffixes (default: the VM's setting; 0 is no cap)")
 	keep := fs.Bool("keep-source", false, "leave the source paused (QEMU's postmigrate) instead of quitting it")
+	verify := fs.Bool("verify", false, "have the target check every page against the source's checksum (a longer downtime)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, migrateUsage)
@@ -116,6 +117,9 @@ func cmdMigrate(args []string, stdout io.Writer) error {
 	params := map[string]any{}
 	if *downtime > 0 {
 		params["downtime-limit"] = downtime.Milliseconds()
+	}
+	if *verify {
+		params["x-vireo-verify"] = true
 	}
 	if *bandwidth != "" {
 		n, err := parseBandwidth(*bandwidth)

@@ -25,6 +25,10 @@
 //	         carried, which the receiver checks against what it got.
 //	State    once, after the last pass: the machine's device state (the
 //	         VMM's snapshot document, itself checksummed).
+//	Verify   optional, after State: CRC-32C of each page of a run of up
+//	         to MaxVerifyPages pages of one region (region, zero flags,
+//	         first page, count, then the checksums), taken with the VM
+//	         paused: the receiver compares them with what it holds.
 //	End      last: the number of passes.
 //
 // Pass 1 carries every page that is not zero (the target's memory starts

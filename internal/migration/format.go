@@ -24,6 +24,8 @@ const (
 	MaxSetupDoc = 1 << 20
 	// MaxStateDoc bounds the State record's document.
 	MaxStateDoc = 64 << 20
+	// MaxVerifyPages is the most page checksums one Verify record carries.
+	MaxVerifyPages = 1 << 16
 )
 
 const (
@@ -45,6 +47,7 @@ const (
 	KindPassEnd Kind = 3
 	KindState   Kind = 4
 	KindEnd     Kind = 5
+	KindVerify  Kind = 6
 )
 
 func (k Kind) String() string {
@@ -59,6 +62,8 @@ func (k Kind) String() string {
 		return "state"
 	case KindEnd:
 		return "end"
+	case KindVerify:
+		return "verify"
 	}
 	return fmt.Sprintf("kind %d", uint8(k))
 }
@@ -77,6 +82,8 @@ func maxPayload(k Kind) int64 {
 		return MaxStateDoc
 	case KindEnd:
 		return endSize
+	case KindVerify:
+		return pagesHeaderSize + MaxVerifyPages*4
 	}
 	return -1
 }
@@ -93,6 +100,7 @@ var (
 	ErrRecord    = errors.New("migration: malformed record")
 	ErrProtocol  = errors.New("migration: records out of order")
 	ErrLayout    = errors.New("migration: RAM layout mismatch")
+	ErrVerify    = errors.New("migration: received memory differs from the source's")
 )
 
 // castagnoli is the CRC-32C table (hardware accelerated on amd64).

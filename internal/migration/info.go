@@ -37,6 +37,11 @@ type Params struct {
 	// MaxPasses bounds the live passes: a guest that dirties memory
 	// faster than it can be sent is stopped after this many.
 	MaxPasses int
+	// Verify sends, with the VM paused, a checksum of every page, which
+	// the target compares with what it received; a difference fails the
+	// migration. It lengthens the downtime (hashing all of RAM): a
+	// debugging aid.
+	Verify bool
 }
 
 // Defaults for Params. QEMU's default downtime limit is 300 ms; Vireo

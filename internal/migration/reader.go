@@ -31,6 +31,8 @@ type Record struct {
 	Pages uint64
 	// Setup and State: the document.
 	Doc []byte
+	// Verify: Count page checksums of Region from page First.
+	Sums []byte
 }
 
 // Reader decodes a stream. Every length is checked against its kind's
@@ -118,9 +120,9 @@ func (r *Reader) Next() (*Record, error) {
 // payload reads n bytes into the buffer that suits kind k.
 func (r *Reader) payload(k Kind, n int64) ([]byte, error) {
 	switch k {
-	case KindPages:
+	case KindPages, KindVerify:
 		if r.pages == nil {
-			r.pages = make([]byte, maxPayload(KindPages))
+			r.pages = make([]byte, max(maxPayload(KindPages), maxPayload(KindVerify)))
 		}
 		p := r.pages[:n]
 		return p, r.readFull(p)
@@ -187,6 +189,18 @@ func (r *Reader) decode(rec *Record, p []byte) error {
 			return fmt.Errorf("%w: empty state record", ErrRecord)
 		}
 		rec.Doc = p
+	case KindVerify:
+		if len(p) < pagesHeaderSize {
+			return fmt.Errorf("%w: verify record of %d bytes", ErrRecord, len(p))
+		}
+		rec.Region, rec.First, rec.Count = le.Uint32(p[0:]), le.Uint64(p[8:]), le.Uint32(p[16:])
+		switch {
+		case le.Uint32(p[4:]) != 0:
+			return fmt.Errorf("%w: verify record with flags %#x", ErrRecord, le.Uint32(p[4:]))
+		case rec.Count == 0 || rec.Count > MaxVerifyPages || uint64(len(p)-pagesHeaderSize) != 4*uint64(rec.Count):
+			return fmt.Errorf("%w: verify record of %d checksums in %d bytes", ErrRecord, rec.Count, len(p)-pagesHeaderSize)
+		}
+		rec.Sums = p[pagesHeaderSize:]
 	case KindEnd:
 		if len(p) != endSize {
 			return fmt.Errorf("%w: end record of %d bytes", ErrRecord, len(p))

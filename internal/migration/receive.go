@@ -2,6 +2,7 @@ package migration
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -22,6 +23,9 @@ type Incoming struct {
 	// Passes is the number of RAM passes; Pages the pages received.
 	Passes int
 	Pages  uint64
+	// Verified is the number of pages checked against the source's
+	// checksums (Verify records).
+	Verified uint64
 }
 
 // Receiver reads a stream into fresh guest memory.
@@ -55,6 +59,7 @@ func (rc *Receiver) Receive(r io.Reader) (_ *Incoming, err error) {
 		regions   []guestmem.RegionSpec
 		inPass    uint64 // pages since the last PassEnd
 		haveState bool
+		bad       mismatches
 	)
 	for {
 		rec, err := sr.Next()
@@ -79,6 +84,14 @@ func (rc *Receiver) Receive(r io.Reader) (_ *Incoming, err error) {
 			}
 		case regions == nil:
 			return nil, fmt.Errorf("%w: %s record before the setup record", ErrProtocol, rec.Kind)
+		case rec.Kind == KindVerify:
+			if !haveState {
+				return nil, fmt.Errorf("%w: verify record before the state record", ErrProtocol)
+			}
+			if err := verifyPages(in.Memory, regions, rec, &bad); err != nil {
+				return nil, err
+			}
+			in.Verified += uint64(rec.Count)
 		case haveState && rec.Kind != KindEnd:
 			return nil, fmt.Errorf("%w: %s record after the state record", ErrProtocol, rec.Kind)
 		case rec.Kind == KindPages:
@@ -111,6 +124,9 @@ func (rc *Receiver) Receive(r io.Reader) (_ *Incoming, err error) {
 			}
 			if int(rec.Pass) != in.Passes {
 				return nil, fmt.Errorf("%w: the source counts %d passes, %d arrived", ErrProtocol, rec.Pass, in.Passes)
+			}
+			if bad.n > 0 {
+				return nil, fmt.Errorf("%w: %d of %d checked pages differ, first ones at GPA %#x", ErrVerify, bad.n, in.Verified, bad.first)
 			}
 			return in, nil
 		}
@@ -181,6 +197,40 @@ func applyPages(mem *guestmem.Memory, regions []guestmem.RegionSpec, rec *Record
 	for p := 0; p < len(dst); p += PageSize {
 		if pg := dst[p : p+PageSize]; !isZero(pg) {
 			clear(pg)
+		}
+	}
+	return nil
+}
+
+// mismatches counts pages whose checksum differs and keeps the address
+// of the first.
+type mismatches struct {
+	n     uint64
+	first []uint64
+}
+
+// verifyPages compares the pages a Verify record covers with their
+// checksums.
+func verifyPages(mem *guestmem.Memory, regions []guestmem.RegionSpec, rec *Record, bad *mismatches) error {
+	if uint64(rec.Region) >= uint64(len(regions)) {
+		return fmt.Errorf("%w: checksums of region %d, the layout has %d", ErrRecord, rec.Region, len(regions))
+	}
+	reg := regions[rec.Region]
+	pages := reg.Size / PageSize
+	if rec.First >= pages || uint64(rec.Count) > pages-rec.First {
+		return fmt.Errorf("%w: checksums of pages %d+%d outside region %d (%d pages)", ErrRecord, rec.First, rec.Count, rec.Region, pages)
+	}
+	host, err := mem.Slice(reg.GPA+rec.First*PageSize, uint64(rec.Count)*PageSize)
+	if err != nil {
+		return fmt.Errorf("%w: checksums at %#x: %v", ErrRecord, reg.GPA, err)
+	}
+	for i := uint64(0); i < uint64(rec.Count); i++ {
+		want := binary.LittleEndian.Uint32(rec.Sums[4*i:])
+		if PageChecksum(host[i*PageSize:(i+1)*PageSize]) != want {
+			if bad.n < 8 {
+				bad.first = append(bad.first, reg.GPA+(rec.First+i)*PageSize)
+			}
+			bad.n++
 		}
 	}
 	return nil

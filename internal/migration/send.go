@@ -225,7 +225,6 @@ func (s *Sender) Run(ctx context.Context, uri URI, src Source, h Hooks) (err err
 	err = src.Finish(bitmaps, func(state []byte) error {
 		s.mu.Lock()
 		s.unthrottled = true
-		s.info.RAM.DirtySyncCount++ // Finish collected the last pages
 		before := s.info.RAM.Transferred
 		s.mu.Unlock()
 		t := time.Now()
@@ -236,6 +235,9 @@ func (s *Sender) Run(ctx context.Context, uri URI, src Source, h Hooks) (err err
 		}
 		if err == nil {
 			err = w.State(state)
+		}
+		if err == nil && s.Params().Verify {
+			err = sendChecksums(w, mem)
 		}
 		if err == nil {
 			err = w.End(uint32(pass))
@@ -257,6 +259,7 @@ func (s *Sender) Run(ctx context.Context, uri URI, src Source, h Hooks) (err err
 	}
 	s.mu.Lock()
 	s.info.Downtime = time.Since(down)
+	s.info.RAM.DirtySyncCount++ // Finish collected the last pages
 	s.mu.Unlock()
 	return nil
 }
@@ -279,6 +282,24 @@ func (s *Sender) Abort(err error, h Hooks) {
 	if h.Status != nil {
 		h.Status(st)
 	}
+}
+
+// sendChecksums writes Verify records for all of mem.
+func sendChecksums(w *Writer, mem *guestmem.Memory) error {
+	sums := make([]uint32, 0, MaxVerifyPages)
+	for i, r := range mem.Regions() {
+		pages := r.Size / PageSize
+		for first := uint64(0); first < pages; first += MaxVerifyPages {
+			sums = sums[:0]
+			for p := first; p < min(pages, first+MaxVerifyPages); p++ {
+				sums = append(sums, PageChecksum(r.Host[p*PageSize:(p+1)*PageSize]))
+			}
+			if err := w.Verify(uint32(i), first, sums); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // pass runs one live pass through send and closes it.

@@ -167,8 +167,9 @@ func TestSendWhileDirtying(t *testing.T) {
 	specs := []guestmem.RegionSpec{{GPA: 0, Size: 2 << 20}, {GPA: 4 << 20, Size: 1 << 20}}
 	vm := newFakeVM(t, specs)
 	tg := startTarget(t)
-	// A limit no pass meets: the sender runs all its passes.
-	s, err := NewSender(Params{DowntimeLimit: 0, MaxPasses: 5})
+	// A limit no pass meets: the sender runs all its passes. The target
+	// checks every page against the source's checksums as well.
+	s, err := NewSender(Params{DowntimeLimit: 0, MaxPasses: 5, Verify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +196,9 @@ func TestSendWhileDirtying(t *testing.T) {
 				}
 			}
 		}
+	}
+	if tg.in.Verified != 3<<20/PageSize {
+		t.Errorf("target verified %d pages", tg.in.Verified)
 	}
 	if string(tg.in.State) != `{"devices":"state"}` || string(tg.in.Setup) != `{"fake":1}` {
 		t.Fatalf("state %q setup %q", tg.in.State, tg.in.Setup)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/vireo-vmm/vireo/internal/guestmem"
@@ -266,4 +267,41 @@ func TestParseURI(t *testing.T) {
 			t.Errorf("ParseURI(%q) = %q (%v), want %q", in, got, err, want)
 		}
 	}
+}
+
+// TestStreamVerify: checksums that match pass; one that does not fails
+// the stream with the page's address.
+func TestStreamVerify(t *testing.T) {
+	build := func(corrupt bool) []byte {
+		good := validStream(t)
+		end := len(good) - (recordHeaderSize + endSize + crcSize) // before End
+		var buf bytes.Buffer
+		buf.Write(good[:end])
+		w := NewWriter(&buf)
+		sums := make([]uint32, 64)
+		zero := PageChecksum(page(0))
+		for i := range sums {
+			sums[i] = zero
+		}
+		sums[3], sums[10] = PageChecksum(page(1)), PageChecksum(page(4))
+		if corrupt {
+			sums[10] = PageChecksum(page(5))
+		}
+		w.Verify(0, 0, sums)
+		w.End(2)
+		return buf.Bytes()
+	}
+	in, err := (&Receiver{Alloc: allocFor(t)}).Receive(bytes.NewReader(build(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Memory.Close()
+	if in.Verified != 64 {
+		t.Errorf("verified %d pages", in.Verified)
+	}
+	_, err = (&Receiver{Alloc: allocFor(t)}).Receive(bytes.NewReader(build(true)))
+	if !errors.Is(err, ErrVerify) || !strings.Contains(err.Error(), "0xa000") {
+		t.Fatalf("corrupt page: %v", err)
+	}
+	t.Log(err)
 }

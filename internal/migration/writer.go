@@ -127,6 +127,22 @@ func (w *Writer) State(doc []byte) error {
 	return w.record(KindState, doc, nil)
 }
 
+// Verify writes the checksums (PageChecksum) of the pages of region
+// from page first on.
+func (w *Writer) Verify(region uint32, first uint64, sums []uint32) error {
+	if len(sums) == 0 || len(sums) > MaxVerifyPages {
+		return fmt.Errorf("%w: %d page checksums", ErrWrite, len(sums))
+	}
+	body := make([]byte, 4*len(sums))
+	for i, s := range sums {
+		binary.LittleEndian.PutUint32(body[4*i:], s)
+	}
+	return w.record(KindVerify, w.pagesHeader(region, first, uint32(len(sums)), 0), body)
+}
+
+// PageChecksum is the checksum Verify records carry for one page.
+func PageChecksum(page []byte) uint32 { return crc32.Checksum(page, castagnoli) }
+
 // End writes the completion marker and flushes the stream.
 func (w *Writer) End(passes uint32) error {
 	var p [endSize]byte

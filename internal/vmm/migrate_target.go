@@ -102,6 +102,21 @@ func NewIncomingController(base Config, uri string) (*Controller, error) {
 	}
 	c := &Controller{cfg: base, sys: sys, actions: make(chan action)}
 	c.mig.incoming = in
+	// A VM that arrives running resumes, as QEMU's target does: RESUME
+	// follows the first START, once the controller has it running.
+	var once sync.Once
+	var unsubscribe func()
+	unsubscribe = c.Subscribe(func(ev Event) {
+		if ev.Kind != EventStart {
+			return
+		}
+		once.Do(func() {
+			unsubscribe()
+			if !c.cfg.StartPaused {
+				c.publish(Event{Kind: EventResume, Time: ev.Time})
+			}
+		})
+	})
 	return c, nil
 }
 
@@ -381,9 +396,6 @@ func (c *Controller) finishIncoming(m *Machine, buildErr error) error {
 		return err
 	}
 	c.setIncomingStatus(in, migration.StatusCompleted, nil)
-	if !c.cfg.StartPaused {
-		c.emit(EventResume, false, "")
-	}
 	in.mu.Lock()
 	received := in.received
 	in.mu.Unlock()

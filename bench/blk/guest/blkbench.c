@@ -6,24 +6,26 @@
  *
  *   seqread DEV MIB BLOCK_KIB    read MIB MiB from the start of DEV
  *   seqwrite DEV MIB BLOCK_KIB   write them, then fdatasync (a FLUSH)
- *   randread DEV SECONDS DEPTH   4 KiB reads at random aligned offsets,
- *                                DEPTH in flight (Linux AIO), for SECONDS
+ *   randread DEV SECONDS DEPTH   4 KiB reads at random aligned offsets
+ *                                for SECONDS, by DEPTH threads, so that
+ *                                DEPTH reads are in flight
+ *   idle - SECONDS 0             do nothing for SECONDS
  *
  * All I/O uses O_DIRECT, so the guest's page cache stays out of the way.
- * The program is built statically (gcc -static) and talks to the kernel's
- * AIO interface with raw system calls, so it needs no libraries.
+ * The test guest's kernel has no Linux AIO (io_setup fails with ENOSYS),
+ * hence one thread per request in flight. The program is built statically
+ * (gcc -static -pthread) and needs no libraries in the guest.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/aio_abi.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,88 +81,82 @@ out:
 	free(buf);
 }
 
-static uint64_t rng = 88172645463325252ULL;
+struct reader {
+	pthread_t thread;
+	int fd;
+	uint64_t blocks, rng;
+	double end;
+	long done;
+	int err;
+	char *buf;
+};
 
-static uint64_t next_rand(void)
+static uint64_t next_rand(uint64_t *x)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void *reader_loop(void *arg)
+{
+	struct reader *r = arg;
+
+	while (now() < r->end) {
+		off_t off = (off_t)(next_rand(&r->rng) % r->blocks) * RAND_BLOCK;
+		if (pread(r->fd, r->buf, RAND_BLOCK, off) != RAND_BLOCK) {
+			r->err = errno ? errno : EIO;
+			break;
+		}
+		r->done++;
+	}
+	return NULL;
 }
 
 static void randread(const char *dev, double seconds, int depth)
 {
-	aio_context_t ctx = 0;
-	struct iocb cbs[MAX_DEPTH], *ptrs[MAX_DEPTH];
-	struct io_event ev[MAX_DEPTH];
-	char *bufs = NULL;
-	uint64_t size = 0, blocks;
+	static struct reader readers[MAX_DEPTH];
+	uint64_t size = 0;
 	long done = 0;
-	int inflight = 0;
+	int started = 0, err = 0;
 	int fd = open(dev, O_RDONLY | O_DIRECT);
+	char *bufs = NULL;
 
 	if (depth < 1 || depth > MAX_DEPTH || fd < 0 || ioctl(fd, BLKGETSIZE64, &size) != 0 || size < RAND_BLOCK) {
 		printf("ERROR randread: %s\n", fd < 0 ? strerror(errno) : "bad device or depth");
 		goto out;
 	}
-	blocks = size / RAND_BLOCK;
 	bufs = aligned((size_t)depth * RAND_BLOCK);
-	if (bufs == NULL || syscall(SYS_io_setup, depth, &ctx) != 0) {
-		printf("ERROR randread: io_setup: %s\n", strerror(errno));
+	if (bufs == NULL) {
+		printf("ERROR randread: out of memory\n");
 		goto out;
 	}
+	double t0 = now();
 	for (int i = 0; i < depth; i++) {
-		memset(&cbs[i], 0, sizeof(cbs[i]));
-		cbs[i].aio_fildes = fd;
-		cbs[i].aio_lio_opcode = IOCB_CMD_PREAD;
-		cbs[i].aio_buf = (uint64_t)(uintptr_t)(bufs + (size_t)i * RAND_BLOCK);
-		cbs[i].aio_nbytes = RAND_BLOCK;
-		cbs[i].aio_offset = (int64_t)(next_rand() % blocks) * RAND_BLOCK;
-		cbs[i].aio_data = i;
-		ptrs[i] = &cbs[i];
+		struct reader *r = &readers[i];
+		memset(r, 0, sizeof(*r));
+		r->fd = fd;
+		r->blocks = size / RAND_BLOCK;
+		r->rng = 88172645463325252ULL + (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+		r->end = t0 + seconds;
+		r->buf = bufs + (size_t)i * RAND_BLOCK;
+		if (pthread_create(&r->thread, NULL, reader_loop, r) != 0)
+			break;
+		started++;
 	}
-	double t0 = now(), end = t0 + seconds;
-	if (syscall(SYS_io_submit, ctx, depth, ptrs) != depth) {
-		printf("ERROR randread: io_submit: %s\n", strerror(errno));
+	for (int i = 0; i < started; i++) {
+		pthread_join(readers[i].thread, NULL);
+		done += readers[i].done;
+		if (readers[i].err != 0)
+			err = readers[i].err;
+	}
+	if (err != 0 || started != depth) {
+		printf("ERROR randread: %s\n", err ? strerror(err) : "cannot start the threads");
 		goto out;
-	}
-	inflight = depth;
-	while (inflight > 0) {
-		long got = syscall(SYS_io_getevents, ctx, 1, depth, ev, NULL);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			printf("ERROR randread: io_getevents: %s\n", strerror(errno));
-			goto out;
-		}
-		int resubmit = 0;
-		int more = now() < end;
-		for (long i = 0; i < got; i++) {
-			if (ev[i].res != RAND_BLOCK) {
-				printf("ERROR randread: a read returned %lld\n", (long long)ev[i].res);
-				goto out;
-			}
-			done++;
-			inflight--;
-			if (more) {
-				struct iocb *cb = &cbs[ev[i].data];
-				cb->aio_offset = (int64_t)(next_rand() % blocks) * RAND_BLOCK;
-				ptrs[resubmit++] = cb;
-			}
-		}
-		if (resubmit > 0) {
-			if (syscall(SYS_io_submit, ctx, resubmit, ptrs) != resubmit) {
-				printf("ERROR randread: io_submit: %s\n", strerror(errno));
-				goto out;
-			}
-			inflight += resubmit;
-		}
 	}
 	printf("RESULT randread ios=%ld bytes=%ld seconds=%.6f\n", done, done * RAND_BLOCK, now() - t0);
 out:
-	if (ctx != 0)
-		syscall(SYS_io_destroy, ctx);
 	if (fd >= 0)
 		close(fd);
 	free(bufs);
@@ -183,6 +179,11 @@ int main(void)
 			seq(dev, (long)a, b, 1);
 		else if (strcmp(op, "randread") == 0)
 			randread(dev, a, (int)b);
+		else if (strcmp(op, "idle") == 0) {
+			double t0 = now();
+			usleep((useconds_t)(a * 1e6));
+			printf("RESULT idle bytes=0 seconds=%.6f\n", now() - t0);
+		}
 		else
 			printf("ERROR unknown command %s\n", op);
 	}

@@ -44,6 +44,9 @@ type MigrationRAM struct {
 type MigrationParameters struct {
 	DowntimeLimit time.Duration
 	MaxBandwidth  int64 // bytes per second; 0 is unlimited
+	// Verify (x-vireo-verify) has the target check every page against
+	// the source's checksum, at the cost of a longer downtime.
+	Verify bool
 }
 
 // MigrationEventData is the data of a MIGRATION event.
@@ -89,6 +92,7 @@ type (
 	migrationParams struct {
 		DowntimeLimit int64 `json:"downtime-limit"`
 		MaxBandwidth  int64 `json:"max-bandwidth"`
+		Verify        bool  `json:"x-vireo-verify"`
 	}
 )
 
@@ -137,12 +141,13 @@ func migrationCommands(s *Server, cmds map[string]command) {
 	}}
 	cmds["query-migrate-parameters"] = command{run: func(args) (any, error) {
 		p := m.MigrationParameters()
-		return migrationParams{DowntimeLimit: p.DowntimeLimit.Milliseconds(), MaxBandwidth: p.MaxBandwidth}, nil
+		return migrationParams{DowntimeLimit: p.DowntimeLimit.Milliseconds(), MaxBandwidth: p.MaxBandwidth, Verify: p.Verify}, nil
 	}}
 	cmds["migrate-set-parameters"] = command{
 		params: []param{
 			{name: "downtime-limit", kind: argInt, optional: true},
 			{name: "max-bandwidth", kind: argInt, optional: true},
+			{name: "x-vireo-verify", kind: argBool, optional: true},
 		},
 		run: func(a args) (any, error) {
 			p := m.MigrationParameters()
@@ -157,6 +162,9 @@ func migrationCommands(s *Server, cmds map[string]command) {
 					return nil, genericf("Parameter 'max_bandwidth' expects an integer in the range of 0 to %d bytes/second", int64(math.MaxInt64))
 				}
 				p.MaxBandwidth = v
+			}
+			if v, ok := a.bools["x-vireo-verify"]; ok {
+				p.Verify = v
 			}
 			return empty{}, m.SetMigrationParameters(p)
 		},

@@ -88,13 +88,13 @@ func TestMigrateCommands(t *testing.T) {
 	if got := c.do(`{"execute":"query-migrate"}`); got != `{"return": {}}` {
 		t.Errorf("query-migrate before any migration: %s", got)
 	}
-	if got := c.do(`{"execute":"query-migrate-parameters"}`); got != `{"return": {"downtime-limit": 50, "max-bandwidth": 0}}` {
+	if got := c.do(`{"execute":"query-migrate-parameters"}`); got != `{"return": {"downtime-limit": 50, "max-bandwidth": 0, "x-vireo-verify": false}}` {
 		t.Errorf("query-migrate-parameters: %s", got)
 	}
-	if got := c.do(`{"execute":"migrate-set-parameters","arguments":{"downtime-limit":30,"max-bandwidth":1048576}}`); got != `{"return": {}}` {
+	if got := c.do(`{"execute":"migrate-set-parameters","arguments":{"downtime-limit":30,"max-bandwidth":1048576,"x-vireo-verify":true}}`); got != `{"return": {}}` {
 		t.Errorf("migrate-set-parameters: %s", got)
 	}
-	if p := m.MigrationParameters(); p.DowntimeLimit != 30*time.Millisecond || p.MaxBandwidth != 1<<20 {
+	if p := m.MigrationParameters(); p.DowntimeLimit != 30*time.Millisecond || p.MaxBandwidth != 1<<20 || !p.Verify {
 		t.Errorf("parameters now %+v", p)
 	}
 	for cmd, want := range map[string]string{

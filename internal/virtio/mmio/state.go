@@ -114,6 +114,15 @@ func (t *Transport) RestoreState(s State) error {
 	t.isr.Store(s.ISR)
 	t.configGen.Store(s.ConfigGen)
 	t.active = s.Active
+	if s.ISR != 0 {
+		// An interrupt raised just before the save may not have reached
+		// the saved interrupt controller state (irqfd injection into the
+		// I/O APIC is asynchronous): raise it again. A spurious one is
+		// harmless, the driver reads the interrupt status.
+		if err := t.trigger.Trigger(); err != nil {
+			return fmt.Errorf("%w: %s: raising the pending interrupt: %w", ErrState, t.id, err)
+		}
+	}
 	if t.active {
 		return t.startDevice()
 	}

@@ -2,6 +2,7 @@ package balloon
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -100,5 +101,33 @@ func FuzzBalloonQueues(f *testing.F) {
 		if c.InflatedPages+c.InvalidPages < uint64(len(inflate)/4) && len(inflate)/4 <= maxPFNsPerBuffer {
 			t.Errorf("counters %+v for %d inflated PFNs", c, len(inflate)/4)
 		}
+	})
+}
+
+// FuzzBalloonRestore restores arbitrary saved states (a snapshot file is
+// outside input) and activates the device on sound queues: a bad state is
+// refused or ignored, never a panic, and the device serves afterwards.
+func FuzzBalloonRestore(f *testing.F) {
+	good, _ := json.Marshal(State{Config: Config{StatsInterval: time.Second}, Target: 5, Actual: 3, StatsHeld: true, StatsHead: 1})
+	f.Add(good)
+	f.Add([]byte(`{"Config":{"StatsInterval":1000000000},"StatsHeld":true,"StatsHead":65535,"Ballooned":[[1,2,3],[]],"Stats":{"Present":4294967295}}`))
+	f.Add([]byte(`{"Config":{"StatsInterval":-5}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
+		cfg := Config{StatsInterval: time.Second}
+		r := newRig(t, cfg, base|FeatureStatsVQ, nil)
+		if err := r.dev.RestoreState(data); err != nil {
+			return
+		}
+		if err := r.dev.Activate(r.ctx()); err != nil {
+			t.Fatalf("Activate after a restore: %v", err)
+		}
+		defer r.dev.Reset()
+		r.dev.Stats().Each(func(Tag, uint64) {})
+		r.drv[roleInflate].AddChain(r.pfnBuffer(roleInflate, pages(dataGPA, 4)...))
+		r.kick()
+		r.used(t, roleInflate)
 	})
 }

@@ -8,7 +8,9 @@
 // and the host kernel untouched: transmitted headers are validated against
 // the negotiated features and handed to the kernel, received ones are
 // checked against what the driver accepts. Receive buffers may be merged
-// (VIRTIO_NET_F_MRG_RXBUF). Nothing on the packet path allocates.
+// (VIRTIO_NET_F_MRG_RXBUF), and TCP segments waiting in the TAP back to
+// back are coalesced into one GSO packet for a driver that accepts TSO
+// (merge.go). Nothing on the packet path allocates.
 package net
 
 import (

@@ -11,7 +11,10 @@ import (
 // host left for the receiver to checksum (NEEDS_CSUM) and that Linux's own
 // GRO would merge are merged: same addresses, ports, TOS, TTL,
 // acknowledgement, window and TCP options; consecutive sequence numbers;
-// plain ACK (a PSH ends the packet); equal segment sizes but for the last.
+// no flag but ACK and PSH; equal segment sizes but for the last. As in
+// large receive offload, PSH does not stop a merge: the merged packet
+// carries it if any of its segments did (the data is delivered at once
+// either way, it all arrived together).
 
 // Offsets in a frame (Ethernet, IPv4 without options, TCP).
 const (
@@ -81,9 +84,7 @@ func parseSegment(pkt []byte) (segment, bool) {
 // fa) so that appending b's payload yields a valid GSO packet.
 func canMerge(a segment, fa []byte, b segment, fb []byte) bool {
 	switch {
-	case a.flags&tcpFlagPSH != 0: // a push ends the packet
-		return false
-	case a.payload%a.mss != 0: // so does a short segment
+	case a.payload%a.mss != 0: // a short segment ends the packet
 		return false
 	case b.gso && b.mss != a.mss, !b.gso && b.payload > a.mss:
 		return false

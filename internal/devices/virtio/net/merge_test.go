@@ -163,6 +163,16 @@ func TestMergeSegments(t *testing.T) {
 		t.Fatalf("GSO run: %d packets, want 1", len(out))
 	}
 	checkMerged(t, out[0], 1000, concat(a, b, c), tcpFlagACK)
+
+	// Every segment pushed, as Linux often sends them: still one packet.
+	out = mergeAll([][]byte{
+		tcpSeg{seq: 1, payload: a, gsoSize: 1000, flags: tcpFlagACK | tcpFlagPSH}.build(),
+		tcpSeg{seq: 2001, payload: b, gsoSize: 1000, flags: tcpFlagACK | tcpFlagPSH}.build(),
+	})
+	if len(out) != 1 {
+		t.Fatalf("pushed segments: %d packets, want 1", len(out))
+	}
+	checkMerged(t, out[0], 1000, concat(a, b), tcpFlagACK|tcpFlagPSH)
 }
 
 func TestMergeRefusals(t *testing.T) {
@@ -185,7 +195,6 @@ func TestMergeRefusals(t *testing.T) {
 		{"other ack", base.build(), next(func(s *tcpSeg) { s.ack = 1 })},
 		{"other window", base.build(), next(func(s *tcpSeg) { s.window = 1 })},
 		{"other options", tcpSeg{seq: 1, payload: p, opts: []byte{1, 1, 1, 1}}.build(), next(func(s *tcpSeg) { s.opts = []byte{1, 1, 1, 0} })},
-		{"push first", tcpSeg{seq: 1, payload: p, flags: tcpFlagACK | tcpFlagPSH}.build(), next(nil)},
 		{"FIN", base.build(), next(func(s *tcpSeg) { s.flags = tcpFlagACK | 1 })},
 		{"pure ACK", base.build(), next(func(s *tcpSeg) { s.payload = nil })},
 		{"bigger segment", base.build(), next(func(s *tcpSeg) { s.payload = payloadOf(1001, 0) })},
