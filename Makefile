@@ -73,3 +73,7 @@ bench-vsock: deps guest build
 # virtio-blk throughput and CPU cost beside QEMU (bench/blk); rewrites its section of BENCHMARKS.md.
 bench-blk: deps guest build
 	$(GO) run ./bench/blk -vireo $(BIN) -out BENCHMARKS.md
+
+# QMP latency beside QEMU and Firecracker-API start (bench/control); rewrites its section of BENCHMARKS.md.
+bench-control: deps guest build
+	$(GO) run ./bench/control -vireo $(BIN) -out BENCHMARKS.md
