@@ -138,7 +138,11 @@ func mapRegion(s RegionSpec, b Backing, fileOff int64) (Region, error) {
 			flags |= unix.MAP_HUGETLB
 		}
 	}
-	mem, reservation, err := mmapGuarded(fd, fileOff, int(s.Size), prot, flags)
+	align := 0
+	if b.HugePages == "hugetlbfs" || b.HugePages == "thp" {
+		align = 2 << 20
+	}
+	mem, reservation, err := mmapGuarded(fd, fileOff, int(s.Size), align, prot, flags)
 	if err != nil {
 		if r.File != nil {
 			r.File.Close()

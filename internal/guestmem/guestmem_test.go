@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -125,7 +126,42 @@ func TestMergeAndTHP(t *testing.T) {
 	if err != nil {
 		t.Skipf("KSM/THP not available here: %v", err)
 	}
-	m.Close()
+	defer m.Close()
+	if a := m.Regions()[0].HostAddr(); a%(2<<20) != 0 {
+		t.Errorf("THP-backed RAM at %#x, not on a 2 MiB boundary", a)
+	}
+}
+
+// hugetlbfs RAM needs reserved huge pages: as root the test reserves
+// them for itself and gives them back.
+func TestHugetlbfs(t *testing.T) {
+	const pool = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(pool)
+	if err != nil || os.Geteuid() != 0 {
+		t.Skipf("reserving huge pages needs root and %s", pool)
+	}
+	have, err := strconv.Atoi(strings.TrimSpace(string(old)))
+	if err != nil {
+		t.Fatalf("%s: %q", pool, old)
+	}
+	if err := os.WriteFile(pool, []byte(strconv.Itoa(have+4)), 0); err != nil {
+		t.Skipf("reserving huge pages: %v", err)
+	}
+	defer os.WriteFile(pool, old, 0)
+	m, err := New([]RegionSpec{{0, 4 << 20}, {8 << 20, 2 << 20}}, Backing{HugePages: "hugetlbfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, r := range m.Regions() {
+		if a := r.HostAddr(); a%(2<<20) != 0 {
+			t.Errorf("hugetlbfs RAM at %#x, not on a 2 MiB boundary", a)
+		}
+	}
+	m.PutUint32(8<<20+0x100, 0xfeedface)
+	if v, err := m.Uint32(8<<20 + 0x100); err != nil || v != 0xfeedface {
+		t.Errorf("read back %#x, %v", v, err)
+	}
 }
 
 func TestSharedMemfd(t *testing.T) {

@@ -33,15 +33,22 @@ func (r *Region) HostAddr() uint64 {
 // mmapGuarded maps size bytes between two PROT_NONE guard pages, so the
 // guest RAM mapping never merges with a neighbouring anonymous mapping
 // (which keeps /proc/PID/smaps accounting exact and catches overruns).
-// It returns the usable mapping and the whole reservation to unmap.
-func mmapGuarded(fd int, offset int64, size int, prot, flags int) (mem, reservation []byte, err error) {
+// The mapping starts on a multiple of align (a power of two, at least a
+// page): hugetlbfs mappings must, and transparent huge pages can then back
+// the whole of it. It returns the usable mapping and the whole
+// reservation to unmap.
+func mmapGuarded(fd int, offset int64, size, align int, prot, flags int) (mem, reservation []byte, err error) {
 	page := os.Getpagesize()
-	reservation, err = unix.Mmap(-1, 0, size+2*page, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	align = max(align, page)
+	reservation, err = unix.Mmap(-1, 0, size+2*page+align, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return nil, nil, err
 	}
+	// SAFETY: only the address is taken, to place the mapping inside the reservation.
+	base := uintptr(unsafe.Pointer(&reservation[0]))
+	start := (int(base)+page+align-1)&^(align-1) - int(base) // ≥ page, < page+align
 	// SAFETY: the target range lies inside reservation, which we own; MAP_FIXED replaces only it.
-	addr := uintptr(unsafe.Pointer(&reservation[page]))
+	addr := uintptr(unsafe.Pointer(&reservation[start]))
 	r, _, e := unix.Syscall6(unix.SYS_MMAP, addr, uintptr(size), uintptr(prot), uintptr(flags|unix.MAP_FIXED), uintptr(fd), uintptr(offset))
 	if e != 0 {
 		unix.Munmap(reservation)
@@ -51,5 +58,5 @@ func mmapGuarded(fd int, offset int64, size int, prot, flags int) (mem, reservat
 		unix.Munmap(reservation)
 		return nil, nil, unix.EINVAL
 	}
-	return reservation[page : page+size : page+size], reservation, nil
+	return reservation[start : start+size : start+size], reservation, nil
 }
