@@ -15,6 +15,7 @@ import (
 	"github.com/vireo-vmm/vireo/internal/api/fcapi"
 	"github.com/vireo-vmm/vireo/internal/console"
 	"github.com/vireo-vmm/vireo/internal/guestimg"
+	"github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/vmm"
 )
 
@@ -46,6 +47,11 @@ func cmdRunFirecracker(f *runFlags, level slog.Level, stderr io.Writer) error {
 	defer cancel()
 
 	vm := &fcRun{ctx: ctx, quit: cancel, con: con, log: log, done: make(chan struct{})}
+	stopMetrics, err := serveMetrics(f.metricsAddr, vm.metrics, log) // metrics.go
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	srv := fcapi.New(fcapi.Options{
 		ID:             f.instanceID,
 		Version:        version,
@@ -100,8 +106,17 @@ type fcRun struct {
 	con     *console.Console
 	log     *slog.Logger
 	started atomic.Bool
-	done    chan struct{} // closed when a started VM has ended
-	err     error         // Run's result, valid after done
+	ctl     atomic.Pointer[vmm.Controller] // set once the VM is being built
+	done    chan struct{}                  // closed when a started VM has ended
+	err     error                          // Run's result, valid after done
+}
+
+// metrics reads the VM's counters: none before it starts.
+func (r *fcRun) metrics() metrics.Snapshot {
+	if c := r.ctl.Load(); c != nil {
+		return c.Metrics()
+	}
+	return metrics.Snapshot{}
 }
 
 // start builds the controller and runs it in the background, returning
@@ -114,6 +129,7 @@ func (r *fcRun) start(cfg vmm.Config) (fcapi.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.ctl.Store(ctl)
 	running := make(chan struct{})
 	var once sync.Once
 	cancel := ctl.Subscribe(func(ev vmm.Event) {

@@ -27,6 +27,7 @@ type runFlags struct {
 	devices                 vmm.Devices // virtio devices (flags in dev_*.go)
 	restore                 string      // --restore DIR
 	incoming                string      // --incoming URI (migrate.go)
+	metricsAddr             string      // --metrics HOST:PORT (metrics.go)
 	// Firecracker compatibility (fcapi.go).
 	apiSock, configFile, instanceID string
 	set                             map[string]bool // flags given on the command line
@@ -141,6 +142,13 @@ func parseRunFlags(args []string, stdout io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	fs.StringVar(&f.restore, "restore", "", "restore the VM saved in this snapshot directory instead of booting")
 	fs.StringVar(&f.incoming, "incoming", "", "receive the VM by live migration instead of booting: tcp:HOST:PORT, unix:PATH, or defer (wait for QMP migrate-incoming)")
+	fs.Func("metrics", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9100)", func(s string) error {
+		if err := checkMetricsAddr(s); err != nil {
+			return err
+		}
+		f.metricsAddr = s
+		return nil
+	})
 	fs.Var(&f.qmp, "qmp", "serve QMP on unix:PATH[,server=on][,wait=on|off] or tcp:HOST:PORT[,...]; repeatable")
 	for _, add := range deviceFlags {
 		add(fs, &f.devices)

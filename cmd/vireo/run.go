@@ -66,6 +66,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics, err := serveMetrics(f.metricsAddr, ctl.Metrics, log) // metrics.go
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer cancel()
 	con.Start(ctl.ConsoleInput, cancel)

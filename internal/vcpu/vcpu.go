@@ -22,6 +22,7 @@ import (
 	"github.com/vireo-vmm/vireo/internal/guestmem"
 	"github.com/vireo-vmm/vireo/internal/hostos"
 	"github.com/vireo-vmm/vireo/internal/kvm"
+	"github.com/vireo-vmm/vireo/internal/metrics"
 )
 
 // ExitKind classifies why a vCPU stopped running guest code for good.
@@ -113,7 +114,12 @@ type VCPU struct {
 
 // Stats counts exits by kind. Fields are updated atomically by the vCPU thread.
 type Stats struct {
-	IO, MMIO, Intr, HLT, Other atomic.Uint64
+	IO, MMIO, Intr, HLT, Other metrics.Counter
+}
+
+// Exits returns the counts as plain values.
+func (s *Stats) Exits() metrics.Exits {
+	return metrics.Exits{IO: s.IO.Load(), MMIO: s.MMIO.Load(), HLT: s.HLT.Load(), Intr: s.Intr.Load(), Other: s.Other.Load()}
 }
 
 // Start creates the vCPU on a new locked thread and starts it paused or

@@ -25,6 +25,7 @@ var ErrTooManyVirtio = errors.New("too many virtio-mmio devices")
 type virtioDevices struct {
 	transports []*mmio.Transport
 	params     []string
+	meters     meters // the devices that keep counters (metrics.go)
 }
 
 // setupVirtio creates the configured virtio devices. It runs before
@@ -45,6 +46,7 @@ func (m *Machine) setupVirtio() error {
 			return err
 		}
 	}
+	m.virtio.meters = m.collectMeters()
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	vmetrics "github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/vmm"
 )
 
@@ -24,6 +25,7 @@ type fakeVM struct {
 	cad      int
 	failNext error
 	exits    ExitCounts
+	snap     vmetrics.Snapshot
 	// The balloon: what Balloon reports, and the sizes and intervals set.
 	balloon   vmm.BalloonInfo
 	sizes     []uint64
@@ -78,6 +80,18 @@ func (f *fakeVM) ExitCounts() ExitCounts {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.exits
+}
+
+func (f *fakeVM) Metrics() vmetrics.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+func (f *fakeVM) setMetrics(s vmetrics.Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snap = s
 }
 
 func (f *fakeVM) Balloon() (vmm.BalloonInfo, error) {

@@ -3,6 +3,7 @@ package fcapi
 import (
 	"time"
 
+	vmetrics "github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/vmm"
 )
 
@@ -15,6 +16,8 @@ type Instance interface {
 	State() vmm.State
 	// ExitCounts sums the vCPU exit counters since the VM started.
 	ExitCounts() ExitCounts
+	// Metrics reads the devices' and vCPUs' counters.
+	Metrics() vmetrics.Snapshot
 	// Balloon describes the balloon device (vmm.ErrNoBalloon without one).
 	Balloon() (vmm.BalloonInfo, error)
 	// SetBalloonSize sets the balloon's target size in bytes.
@@ -43,6 +46,8 @@ func (i controllerInstance) Pause() error          { return i.c.Pause() }
 func (i controllerInstance) Resume() error         { return i.c.Resume() }
 func (i controllerInstance) SendCtrlAltDel() error { return i.c.Powerdown() }
 func (i controllerInstance) State() vmm.State      { return i.c.State() }
+
+func (i controllerInstance) Metrics() vmetrics.Snapshot { return i.c.Metrics() }
 
 func (i controllerInstance) Balloon() (vmm.BalloonInfo, error) { return i.c.Balloon() }
 func (i controllerInstance) SetBalloonSize(n uint64) error     { return i.c.SetBalloonSize(n) }

@@ -16,12 +16,13 @@ type metrics struct {
 	file    *os.File // nil until PUT /metrics
 	counts  map[string]uint64
 	flushed map[string]uint64
-	exits   ExitCounts // vCPU exit totals at the previous line
-	fails   uint64     // lines that could not be written
+	exits   ExitCounts        // vCPU exit totals at the previous line
+	devices map[string]uint64 // device counter totals at the previous line
+	fails   uint64            // lines that could not be written
 }
 
 func newMetrics() *metrics {
-	return &metrics{counts: map[string]uint64{}, flushed: map[string]uint64{}}
+	return &metrics{counts: map[string]uint64{}, flushed: map[string]uint64{}, devices: map[string]uint64{}}
 }
 
 // count records one request to ep. As in Firecracker, a request is
@@ -88,9 +89,10 @@ type metricsLine struct {
 }
 
 // flush writes one line with the increases since the last one. exits are
-// the current totals, or nil before the VM runs. Without a destination it
-// does nothing, as in Firecracker.
-func (m *metrics) flush(now time.Time, exits *ExitCounts) error {
+// the current totals, or nil before the VM runs; devices are the device
+// sections' totals (metrics_devices.go). Without a destination it does
+// nothing, as in Firecracker.
+func (m *metrics) flush(now time.Time, exits *ExitCounts, devices []section) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.file == nil {
@@ -132,6 +134,8 @@ func (m *metrics) flush(now time.Time, exits *ExitCounts) error {
 		m.fails++
 		return fmt.Errorf("encoding metrics: %w", err)
 	}
+	next := make(map[string]uint64, len(m.devices))
+	b = appendSections(b, deviceSections(devices, m.devices, next))
 	if _, err := m.file.Write(append(b, '\n')); err != nil {
 		m.fails++
 		return fmt.Errorf("writing metrics: %w", err)
@@ -141,6 +145,9 @@ func (m *metrics) flush(now time.Time, exits *ExitCounts) error {
 	}
 	if exits != nil {
 		m.exits = *exits
+	}
+	if devices != nil {
+		m.devices = next
 	}
 	m.fails = 0
 	return nil

@@ -289,11 +289,13 @@ func (s *Server) metricsTicker(interval time.Duration, stop chan struct{}) {
 
 func (s *Server) flushMetricsLocked() error {
 	var exits *ExitCounts
+	var devices []section
 	if s.vm != nil {
 		e := s.vm.ExitCounts()
 		exits = &e
+		devices = deviceTotals(s.vm.Metrics())
 	}
-	return s.metrics.flush(s.opts.Now(), exits)
+	return s.metrics.flush(s.opts.Now(), exits, devices)
 }
 
 // setLogger applies PUT /logger: later log records go to the new file.

@@ -151,6 +151,7 @@ func newCommands(s *Server) map[string]command {
 	}
 	migrationCommands(s, cmds) // migrate.go
 	memoryCommands(s, cmds)    // memory.go
+	metricsCommands(s, cmds)   // metrics.go
 	return cmds
 }
 

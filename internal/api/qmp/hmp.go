@@ -9,6 +9,7 @@ import (
 var hmpInfo = []struct{ name, help string }{
 	{"balloon", "show balloon information"},
 	{"block", "show info of one block device or all block devices"},
+	{"blockstats", "show block device statistics"},
 	{"cpus", "show infos for each CPU"},
 	{"kvm", "show KVM information"},
 	{"memory_size_summary", "show the amount of initially allocated and present hotpluggable (if enabled) memory in bytes."},
@@ -136,6 +137,8 @@ func (s *Server) hmpInfo(b *strings.Builder, what string, current int) bool {
 		b.WriteString("kvm support: enabled\n")
 	case "vireo-memory":
 		s.hmpHostMemory(b)
+	case "blockstats":
+		s.hmpBlockstats(b)
 	case "memory_size_summary":
 		fmt.Fprintf(b, "base memory: %d\nplugged memory: 0\n", s.m.MemorySize())
 	default:

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vireo-vmm/vireo/internal/metrics"
 )
 
 // Errors of the host-side controls.
@@ -97,6 +99,22 @@ type Counters struct {
 	ReportedBytes  uint64 // bytes of reported free memory returned to the host
 	StatsUpdates   uint64 // statistics reports received
 	Failures       uint64 // times the device stopped and asked for a reset
+}
+
+// Metrics returns the running totals as the metrics snapshot reports them.
+func (d *Device) Metrics() metrics.Balloon {
+	c := &d.counters
+	return metrics.Balloon{
+		Inflates:      c.inflates.Load(),
+		Deflates:      c.deflates.Load(),
+		InflatedPages: c.inflated.Load(),
+		DeflatedPages: c.deflated.Load(),
+		InvalidPages:  c.invalid.Load(),
+		StatsUpdates:  c.statsUpdates.Load(),
+		Discarded:     c.discarded.Load(),
+		Reported:      c.reported.Load(),
+		Failures:      c.failures.Load(),
+	}
 }
 
 // Counters returns the running totals.

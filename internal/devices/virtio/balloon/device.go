@@ -11,10 +11,10 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vireo-vmm/vireo/internal/hostos"
+	"github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
@@ -88,7 +88,8 @@ type Device struct {
 
 // counters are running totals, read lock-free.
 type counters struct {
-	inflated, deflated, invalid, discarded, reported, statsUpdates, failures atomic.Uint64
+	inflates, deflates                                                       metrics.Counter
+	inflated, deflated, invalid, discarded, reported, statsUpdates, failures metrics.Counter
 }
 
 // work is the worker's state.

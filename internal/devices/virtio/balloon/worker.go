@@ -97,8 +97,10 @@ func (d *Device) servePFNs(role int, budget *int) error {
 		good, bad := w.takePFNs(c, role == roleInflate)
 		*budget -= max(1, int(good+bad))
 		if role == roleInflate {
+			d.counters.inflates.Inc()
 			d.counters.inflated.Add(good)
 		} else {
+			d.counters.deflates.Inc()
 			d.counters.deflated.Add(good)
 		}
 		if bad != 0 {

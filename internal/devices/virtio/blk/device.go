@@ -28,6 +28,7 @@ type Device struct {
 	log      *slog.Logger
 	ioErrs   limiter // host I/O errors, logged at most every few seconds
 	badReqs  limiter // malformed guest requests, logged at debug level
+	stats    counters
 
 	mu      sync.Mutex // guards the fields below
 	servers []*queueServer

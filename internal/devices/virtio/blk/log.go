@@ -38,9 +38,10 @@ func (d *Device) ioError(op string, sector uint64, err error) {
 	}
 }
 
-// badRequest logs a request the guest should not have made (rate-limited,
-// at debug level: a hostile guest cannot flood the log).
+// badRequest counts and logs a request the guest should not have made
+// (rate-limited, at debug level: a hostile guest cannot flood the log).
 func (d *Device) badRequest(what string, err error) {
+	d.stats.invalid.Inc()
 	if ok, n := d.badReqs.allow(time.Now()); ok {
 		d.log.Debug("virtio-blk: bad request: "+what, "err", err, "suppressed", n)
 	}

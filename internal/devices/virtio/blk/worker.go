@@ -109,11 +109,12 @@ func (s *queueServer) process() (uint32, error) {
 	return uint32(min(written+1, math.MaxUint32)), nil
 }
 
-// execute runs the request; dataLen is the size of the device-writable
-// part before the status byte. It returns the status and the number of
-// data bytes written into the chain.
+// execute runs and counts the request; dataLen is the size of the
+// device-writable part before the status byte. It returns the status and
+// the number of data bytes written into the chain.
 func (s *queueServer) execute(dataLen uint64) (byte, uint64) {
 	d, c := s.d, s.chain
+	start := time.Now()
 	if _, err := c.ReadAt(s.hdr[:], 0); err != nil {
 		d.badRequest("request header shorter than 16 bytes", nil)
 		return statusIOErr, 0
@@ -128,12 +129,15 @@ func (s *queueServer) execute(dataLen uint64) (byte, uint64) {
 		}
 		bufs, err := c.WritableSlices(s.bufs[:0], 0, dataLen)
 		if err != nil {
+			d.badRequest("read buffers outside guest memory", err)
 			return statusIOErr, 0
 		}
 		if err := d.disk.readv(s.io, bufs, off); err != nil {
+			d.stats.read.failed.Inc()
 			d.ioError("read", sector, err)
 			return statusIOErr, 0
 		}
+		d.stats.read.done(dataLen, start)
 		return statusOK, dataLen
 	case typeOut:
 		if d.cfg.ReadOnly {
@@ -147,21 +151,27 @@ func (s *queueServer) execute(dataLen uint64) (byte, uint64) {
 		}
 		bufs, err := c.ReadableSlices(s.bufs[:0], headerSize, n)
 		if err != nil {
+			d.badRequest("write buffers outside guest memory", err)
 			return statusIOErr, 0
 		}
 		if err := d.disk.writev(s.io, bufs, off); err != nil {
+			d.stats.write.failed.Inc()
 			d.ioError("write", sector, err)
 			return statusIOErr, 0
 		}
+		d.stats.write.done(n, start)
+		d.stats.highest.Observe(uint64(off) + n)
 		return statusOK, 0
 	case typeFlush:
 		if d.features&featFlush == 0 {
 			return statusUnsupp, 0
 		}
 		if err := d.disk.flush(); err != nil {
+			d.stats.flush.failed.Inc()
 			d.ioError("flush", 0, err)
 			return statusIOErr, 0
 		}
+		d.stats.flush.done(0, start)
 		return statusOK, 0
 	case typeGetID:
 		n := min(dataLen, idBytes)
@@ -170,18 +180,18 @@ func (s *queueServer) execute(dataLen uint64) (byte, uint64) {
 		}
 		return statusOK, n
 	case typeDiscard, typeWriteZeroes:
-		return s.discardOrZero(typ), 0
+		return s.discardOrZero(typ, start), 0
 	}
 	return statusUnsupp, 0
 }
 
-// discardOrZero runs a discard or write-zeroes request: all its segments
-// are validated before any is applied.
-func (s *queueServer) discardOrZero(typ uint32) byte {
+// discardOrZero runs a discard or write-zeroes request that started at
+// start: all its segments are validated before any is applied.
+func (s *queueServer) discardOrZero(typ uint32, start time.Time) byte {
 	d, c := s.d, s.chain
-	feature, op := uint64(featDiscard), "discard"
+	feature, op, ctr := uint64(featDiscard), "discard", &d.stats.discard
 	if typ == typeWriteZeroes {
-		feature, op = featWriteZeroes, "write-zeroes"
+		feature, op, ctr = featWriteZeroes, "write-zeroes", &d.stats.writeZeroes
 	}
 	if d.features&feature == 0 {
 		return statusUnsupp
@@ -210,6 +220,7 @@ func (s *queueServer) discardOrZero(typ uint32) byte {
 		}
 		segs[i] = segment{off: off, n: int64(num) << sectorShift, unmap: flags&flagUnmap != 0}
 	}
+	var total uint64
 	for _, sg := range segs {
 		var err error
 		if typ == typeDiscard {
@@ -218,10 +229,16 @@ func (s *queueServer) discardOrZero(typ uint32) byte {
 			err = d.disk.writeZeroes(sg.off, sg.n, sg.unmap)
 		}
 		if err != nil {
+			ctr.failed.Inc()
 			d.ioError(op, uint64(sg.off)>>sectorShift, err)
 			return statusIOErr
 		}
+		total += uint64(sg.n)
+		if typ == typeWriteZeroes {
+			d.stats.highest.Observe(uint64(sg.off + sg.n))
+		}
 	}
+	ctr.done(total, start)
 	return statusOK
 }
 

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vireo-vmm/vireo/internal/hostos"
+	"github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
@@ -54,6 +55,8 @@ type Device struct {
 
 	restored []PortState // port state for the next Activate (Restore); guarded by svc
 	now      func() time.Time
+
+	rxBytes, txBytes metrics.Counter // host to guest, guest to host
 }
 
 // New returns an inactive device for cfg.

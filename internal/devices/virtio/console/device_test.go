@@ -161,6 +161,9 @@ func TestConsolePort(t *testing.T) {
 	if r.rec.interrupts.Load() == 0 {
 		t.Error("no interrupt")
 	}
+	if m := r.dev.Metrics(); m.ID != "console" || m.RxBytes != 13 || m.TxBytes != 13 {
+		t.Errorf("Metrics() = %+v, want 13 bytes each way on \"console\"", m)
+	}
 }
 
 // TestConsoleInputBounded: input beyond the staging buffer is refused

@@ -56,6 +56,7 @@ func (d *Device) transmit(p *port) error {
 				continue
 			}
 			p.txBusy = false
+			d.txBytes.Add(p.txChain.ReadableLen())
 			if err := d.addUsed(p.txIdx, p.txChain.Head(), 0); err != nil {
 				return err
 			}
@@ -103,6 +104,7 @@ func (d *Device) receive(p *port) error {
 		if err != nil {
 			return err
 		}
+		d.rxBytes.Add(uint64(n))
 		if err := d.addUsed(p.rxIdx, d.rxChain.Head(), uint32(n)); err != nil {
 			return err
 		}

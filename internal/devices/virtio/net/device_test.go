@@ -539,10 +539,17 @@ func TestStateRestore(t *testing.T) {
 		t.Errorf("Restore while active = %v", err)
 	}
 
-	// A driver reset (fresh queues) starts over with one pair.
+	// A driver reset (fresh queues) starts over with one pair. The driver
+	// lays out new, empty rings: the old control ring still holds the
+	// commands that enabled two pairs.
 	r.dev.Reset()
 	for i, q := range r.queues {
 		q.Reset()
+		base := uint64(i+1) * queueMem
+		if err := r.mem.WriteAt(make([]byte, queueMem), base); err != nil {
+			t.Fatal(err)
+		}
+		r.drv[i] = virtiotest.NewDriver(t, r.mem, qsize, base, base+queueMem)
 		if err := q.Configure(r.mem, r.drv[i].Config(), r.features); err != nil {
 			t.Fatal(err)
 		}

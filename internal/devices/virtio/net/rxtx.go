@@ -2,18 +2,18 @@ package net
 
 import (
 	"errors"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
 // counters are one queue pair's statistics.
 type counters struct {
-	rxPackets, rxBytes, rxDropped atomic.Uint64
-	rxMerged                      atomic.Uint64
-	txPackets, txBytes, txDropped atomic.Uint64
+	rxPackets, rxBytes, rxDropped metrics.Counter
+	rxMerged                      metrics.Counter
+	txPackets, txBytes, txDropped metrics.Counter
 }
 
 // QueueStats are a queue pair's packet counters; bytes count frames

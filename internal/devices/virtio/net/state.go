@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
@@ -122,4 +123,19 @@ func (d *Device) Stats() []QueueStats {
 		out[i] = d.stats[i].snapshot()
 	}
 	return out
+}
+
+// Metrics returns the device's counters summed over its queue pairs.
+func (d *Device) Metrics() metrics.Net {
+	m := metrics.Net{ID: d.cfg.ID}
+	for i := range d.stats {
+		s := d.stats[i].snapshot()
+		m.RxPackets += s.RxPackets
+		m.RxBytes += s.RxBytes
+		m.RxDropped += s.RxDropped
+		m.TxPackets += s.TxPackets
+		m.TxBytes += s.TxBytes
+		m.TxDropped += s.TxDropped
+	}
+	return m
 }

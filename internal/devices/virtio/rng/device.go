@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vireo-vmm/vireo/internal/metrics"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
@@ -34,6 +35,8 @@ type Device struct {
 
 	mu     sync.Mutex // guards worker
 	worker *virtio.Worker
+
+	requests, bytes metrics.Counter // served for the device's lifetime
 
 	// Owned by the worker between Activate and Reset.
 	q      *virtio.Queue
@@ -165,8 +168,15 @@ func (d *Device) serve() (time.Duration, error) {
 			}
 			want -= n
 		}
+		d.requests.Inc()
+		d.bytes.Add(uint64(d.chain.Written()))
 		if err := d.q.AddUsed(d.chain.Head(), d.chain.Written()); err != nil {
 			return 0, err
 		}
 	}
+}
+
+// Metrics returns the requests served and the bytes supplied.
+func (d *Device) Metrics() metrics.RNG {
+	return metrics.RNG{Requests: d.requests.Load(), Bytes: d.bytes.Load()}
 }

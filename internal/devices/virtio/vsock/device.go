@@ -47,6 +47,7 @@ type Device struct {
 	// Set by every Reset after an activation, by Restore, and by a
 	// TransportReset while inactive.
 	resetDue bool
+	ctr      counters // running totals over every activation
 }
 
 // New validates cfg and binds the host socket.
@@ -123,6 +124,7 @@ func (d *Device) Activate(ctx virtio.ActivateContext) error {
 	if err != nil {
 		return err
 	}
+	m.ctr = &d.ctr
 	if d.resetDue {
 		m.resetEvent = true
 		d.resetDue = false

@@ -121,6 +121,7 @@ func (m *muxer) handshake(c *conn) {
 	c.pending = pendRequest
 	c.readable = true // bytes after the line may be waiting
 	m.conns[c.key] = c
+	m.ctr.connsAdded.Inc()
 	m.localPorts[c.key.local] = c
 	m.schedule(c)
 }
@@ -261,6 +262,7 @@ func (m *muxer) remove(c *conn) {
 	} else {
 		if m.conns[c.key] == c {
 			delete(m.conns, c.key)
+			m.ctr.connsRemoved.Inc()
 		}
 		if m.localPorts[c.key.local] == c {
 			delete(m.localPorts, c.key.local)

@@ -82,6 +82,7 @@ type muxer struct {
 	nextExpiry time.Time
 	pool       pool
 	stats      stats
+	ctr        *counters // the device's, which outlive the muxer
 
 	scratch [maxPayload]byte
 	hdr     [hdrSize]byte
@@ -119,6 +120,7 @@ func newMuxer(cfg Config, lis *listener, ctx virtio.ActivateContext, log *slog.L
 		// handed out; starting where it did would collide with them.
 		lastLocal: 1<<30 | rand.Uint32N(1<<30),
 		pool:      pool{max: maxIdleChunks},
+		ctr:       new(counters),
 	}
 	for i := range numQueues {
 		q := ctx.Queues[i]

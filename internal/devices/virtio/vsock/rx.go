@@ -145,6 +145,11 @@ func (m *muxer) emit(ch *virtio.DescriptorChain, h *header, payload []byte) erro
 			return err
 		}
 	}
+	m.ctr.rxPackets.Inc()
+	m.ctr.rxBytes.Add(uint64(len(payload)))
+	if h.op == opRST {
+		m.ctr.resets.Inc()
+	}
 	return nil
 }
 

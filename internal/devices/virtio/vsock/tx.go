@@ -73,6 +73,10 @@ func (m *muxer) guestPacket(ch *virtio.DescriptorChain) {
 		return
 	}
 
+	m.ctr.txPackets.Inc()
+	if h.op == opRST {
+		m.ctr.resets.Inc()
+	}
 	if c == nil {
 		switch h.op {
 		case opRequest:
@@ -138,6 +142,7 @@ func (m *muxer) guestConnect(h *header, key connKey) {
 		return
 	}
 	m.conns[key] = c
+	m.ctr.connsAdded.Inc()
 	m.schedule(c)
 }
 
@@ -175,6 +180,7 @@ func (m *muxer) guestData(c *conn, ch *virtio.DescriptorChain, n uint32) {
 		return
 	}
 	c.fromGuest += n
+	m.ctr.txBytes.Add(uint64(n))
 	if c.buf.len() > 0 {
 		if err := c.buf.readFrom(&m.pool, ch, int(n)); err != nil {
 			m.kill(c)
