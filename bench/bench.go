@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vireo-vmm/vireo/internal/initramfs"
+	"github.com/vireo-vmm/vireo/bench/internal/harness"
 )
 
 // pair holds one series of samples per VMM.
@@ -90,31 +90,29 @@ func benchmark(ctx context.Context, o *options, e *env, progress func(string, ..
 }
 
 // bootTiny times one VMM from exec to the tiny guest's byte on stdout.
-func bootTiny(ctx context.Context, v vmm, g guestSpec, timeout time.Duration) (time.Duration, error) {
-	l := launch{Name: v.Name, Argv: v.Argv(g), Marker: []byte{tinyMarker}, Timeout: timeout}
-	r, err := l.run(ctx)
-	return r.ToMarker, err
+func bootTiny(ctx context.Context, v vmm, g harness.Guest, timeout time.Duration) (time.Duration, error) {
+	return harness.TimeToMarker(ctx, v.Name, v.Argv(g), string(rune(tinyMarker)), timeout, nil)
 }
 
 // bootLinux times one VMM from exec to the guest's boot marker and, when
 // memory is measured, reads its memory split o.settle after the marker.
-func bootLinux(ctx context.Context, v vmm, g guestSpec, o *options) (time.Duration, memUsage, error) {
+func bootLinux(ctx context.Context, v vmm, g harness.Guest, o *options) (time.Duration, memUsage, error) {
 	var u memUsage
-	l := launch{Name: v.Name, Argv: v.Argv(g), Marker: []byte(initramfs.BootMarker), Timeout: o.timeout}
+	var after func(*harness.Proc) error
 	if o.benches.mem {
-		l.AfterMarker = func(pid int) error {
+		after = func(p *harness.Proc) error {
 			select {
 			case <-time.After(o.settle):
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 			var err error
-			u, err = readUsage(pid, uint64(g.MemMiB)<<20)
+			u, err = readUsage(p.Pid(), uint64(g.MemMiB)<<20)
 			return err
 		}
 	}
-	r, err := l.run(ctx)
-	return r.ToMarker, u, err
+	d, err := harness.TimeToMarker(ctx, v.Name, v.Argv(g), harness.BootMarker, o.timeout, after)
+	return d, u, err
 }
 
 // mib converts bytes to MiB.

@@ -18,22 +18,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/vireo-vmm/vireo/bench/internal/harness"
 )
 
-// Errors for a setup that cannot run.
-var (
-	ErrUsage   = errors.New("usage")
-	ErrMissing = errors.New("missing prerequisite")
-)
+// sectionName names this program's section of BENCHMARKS.md.
+const sectionName = "boot"
 
 // options are the command-line flags.
 type options struct {
@@ -101,41 +97,26 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.settle, "settle", time.Second, "wait after the boot marker before reading memory use")
 	fs.BoolVar(&o.warmup, "warmup", true, "boot the tiny guest once in each VMM first, untimed (warms the page cache)")
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		return nil, fmt.Errorf("%w: %w", harness.ErrUsage, err)
 	}
 	switch {
 	case fs.NArg() > 0:
-		return nil, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q", harness.ErrUsage, fs.Arg(0))
 	case o.n < 1:
-		return nil, fmt.Errorf("%w: -n must be at least 1", ErrUsage)
+		return nil, fmt.Errorf("%w: -n must be at least 1", harness.ErrUsage)
 	case o.memMiB < 16:
-		return nil, fmt.Errorf("%w: -memory must be at least 16 (MiB)", ErrUsage)
+		return nil, fmt.Errorf("%w: -memory must be at least 16 (MiB)", harness.ErrUsage)
 	case o.cpus < 1:
-		return nil, fmt.Errorf("%w: -cpus must be at least 1", ErrUsage)
+		return nil, fmt.Errorf("%w: -cpus must be at least 1", harness.ErrUsage)
 	case o.benches == benchSet{}:
-		return nil, fmt.Errorf("%w: -bench selects nothing", ErrUsage)
+		return nil, fmt.Errorf("%w: -bench selects nothing", harness.ErrUsage)
 	case o.timeout <= 0 || o.insnTimeout <= 0 || o.settle < 0:
-		return nil, fmt.Errorf("%w: timeouts must be positive", ErrUsage)
+		return nil, fmt.Errorf("%w: timeouts must be positive", harness.ErrUsage)
 	}
 	return o, nil
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	if err := run(ctx, o, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { harness.Main("bench", parseFlags, run) }
 
 // run checks the prerequisites, runs the benchmarks and writes the report.
 func run(ctx context.Context, o *options, args []string) error {
@@ -144,8 +125,7 @@ func run(ctx context.Context, o *options, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(env.tmp)
-	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
-	res, err := benchmark(ctx, o, env, progress)
+	res, err := benchmark(ctx, o, env, harness.Progress)
 	if err != nil {
 		return err
 	}
@@ -165,9 +145,9 @@ func run(ctx context.Context, o *options, args []string) error {
 	if o.out == "" {
 		return nil
 	}
-	if err := updateFile(o.out, section); err != nil {
+	if err := harness.UpdateFileWith(o.out, sectionName, section, intro); err != nil {
 		return err
 	}
-	progress("bench: wrote %s", o.out)
+	harness.Progress("bench: wrote %s", o.out)
 	return nil
 }

@@ -6,12 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-)
 
-// The markers around the generated section of the output file.
-const (
-	sectionBegin = "<!-- boot:begin -->"
-	sectionEnd   = "<!-- boot:end -->"
+	"github.com/vireo-vmm/vireo/bench/internal/harness"
 )
 
 // Targets for Vireo.
@@ -26,7 +22,7 @@ type report struct {
 	When        time.Time
 	Command     string
 	Host        hostInfo
-	Guest, Tiny guestSpec
+	Guest, Tiny harness.Guest
 	Opts        *options
 	Res         *results
 	Vireo, QEMU vmm
@@ -38,7 +34,7 @@ func (r *report) markdown() string {
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	o, res := r.Opts, r.Res
 
-	w("%s\n## Boot: Vireo beside QEMU\n\n", sectionBegin)
+	w("## Boot: Vireo beside QEMU\n\n")
 	iterations := "iterations"
 	if o.n == 1 {
 		iterations = "iteration"
@@ -50,28 +46,32 @@ func (r *report) markdown() string {
 	w(". Reproduce with `make bench`, or:\n\n```sh\n%s\n```\n\n", r.Command)
 
 	h := r.Host
-	w("- Host: Linux %s, %s, %d CPUs (`nproc`); %s.\n", h.KernelRelease, h.CPUModel, h.NProc, h.KVM)
+	kvm := h.KVM
+	if kvm == "" {
+		kvm = "unknown"
+	}
+	w("- Host: Linux %s, %s, %d CPUs (`nproc`); %s.\n", h.Kernel, h.CPU, h.NProc, kvm)
 	w("- Programs: %s; %s; bench built with %s.\n", h.VireoVersion, h.QEMUVersion, h.GoVersion)
-	w("- Guest: %d MiB, %d vCPU; kernel `%s` (%s)", r.Guest.MemMiB, r.Guest.CPUs, displayPath(r.Guest.Kernel), fileSize(r.Guest.Kernel))
+	w("- Guest: %d MiB, %d vCPU; kernel `%s` (%s)", r.Guest.MemMiB, r.Guest.CPUs, harness.DisplayPath(r.Guest.Kernel), fileSize(r.Guest.Kernel))
 	if r.Guest.Initrd != "" {
-		w("; initramfs `%s` (%s)", displayPath(r.Guest.Initrd), fileSize(r.Guest.Initrd))
+		w("; initramfs `%s` (%s)", harness.DisplayPath(r.Guest.Initrd), fileSize(r.Guest.Initrd))
 	}
 	w("; command line `%s`.\n\n", r.Guest.Cmdline)
 
 	w("| Benchmark | Vireo median (min–max) | QEMU median (min–max) | Vireo/QEMU | Target | Met |\n")
 	w("|---|---:|---:|---:|---|---|\n")
 	if o.benches.insn {
-		v, q := summarize(res.Insn.Vireo), summarize(res.Insn.QEMU)
+		v, q := harness.Summarize(res.Insn.Vireo), harness.Summarize(res.Insn.QEMU)
 		w("| (a) process start → first guest instruction | %s | %s | %s | ≤ %.1fx QEMU | %s |\n",
 			span(v, "ms", 1), span(q, "ms", 1), ratioText(v, q), targetInsnRatio, ratioVerdict(v, q, targetInsnRatio, "ms", 1))
 	}
 	if o.benches.boot {
-		v, q := summarize(res.Boot.Vireo), summarize(res.Boot.QEMU)
+		v, q := harness.Summarize(res.Boot.Vireo), harness.Summarize(res.Boot.QEMU)
 		w("| (b) process start → `VIREO-BOOT-OK` | %s | %s | %s | ≤ %.1fx QEMU | %s |\n",
 			span(v, "s", 2), span(q, "s", 2), ratioText(v, q), targetBootRatio, ratioVerdict(v, q, targetBootRatio, "s", 2))
 	}
 	if o.benches.mem {
-		v, q := summarize(res.Mem.Vireo), summarize(res.Mem.QEMU)
+		v, q := harness.Summarize(res.Mem.Vireo), harness.Summarize(res.Mem.QEMU)
 		verdict := "yes"
 		if v.Median > targetOverheadMiB {
 			verdict = fmt.Sprintf("no: %.1f MiB over", v.Median-targetOverheadMiB)
@@ -81,8 +81,7 @@ func (r *report) markdown() string {
 	}
 	w("\n")
 	r.details(&b)
-	w("%s\n", sectionEnd)
-	return b.String()
+	return harness.Section(sectionName, b.String())
 }
 
 // details renders the raw numbers, the memory split and the command lines
@@ -140,7 +139,7 @@ func (r *report) details(b *strings.Builder) {
 			if merged > 0 {
 				note += fmt.Sprintf(" (guest RAM shared its mapping with up to %s of other memory, counted as overhead)", humanBytes(merged))
 			}
-			w("| %s%s | %.1f | %.1f | %.1f |\n", name, note, summarize(total).Median, summarize(guest).Median, summarize(over).Median)
+			w("| %s%s | %.1f | %.1f | %.1f |\n", name, note, harness.Summarize(total).Median, harness.Summarize(guest).Median, harness.Summarize(over).Median)
 		}
 		w("\nLargest resident mappings besides guest RAM (last boot of each):\n\n")
 		for _, name := range []string{r.Vireo.Name, r.QEMU.Name} {
@@ -159,32 +158,32 @@ func (r *report) details(b *strings.Builder) {
 
 	w("Command lines (the tiny guest is written to a temporary directory):\n\n```sh\n")
 	if o.benches.insn {
-		w("%s\n%s\n", shellJoin(r.Vireo.Argv(r.Tiny)), shellJoin(r.QEMU.Argv(r.Tiny)))
+		w("%s\n%s\n", harness.ShellJoin(r.Vireo.Argv(r.Tiny)), harness.ShellJoin(r.QEMU.Argv(r.Tiny)))
 	}
 	if o.benches.boot || o.benches.mem {
-		w("%s\n%s\n", shellJoin(r.Vireo.Argv(r.Guest)), shellJoin(r.QEMU.Argv(r.Guest)))
+		w("%s\n%s\n", harness.ShellJoin(r.Vireo.Argv(r.Guest)), harness.ShellJoin(r.QEMU.Argv(r.Guest)))
 	}
 	w("```\n\n</details>\n")
 }
 
 // span formats "median unit (min–max)".
-func span(s summary, unit string, prec int) string {
+func span(s harness.Summary, unit string, prec int) string {
 	if s.N == 0 {
 		return "–"
 	}
 	return fmt.Sprintf("%.*f %s (%.*f–%.*f)", prec, s.Median, unit, prec, s.Min, prec, s.Max)
 }
 
-func ratioText(v, q summary) string {
+func ratioText(v, q harness.Summary) string {
 	if v.N == 0 || q.N == 0 || q.Median == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.2fx", ratio(v.Median, q.Median))
+	return fmt.Sprintf("%.2fx", harness.Ratio(v.Median, q.Median))
 }
 
 // ratioVerdict says whether Vireo's median is within limit times QEMU's,
 // and by how much it misses otherwise.
-func ratioVerdict(v, q summary, limit float64, unit string, prec int) string {
+func ratioVerdict(v, q harness.Summary, limit float64, unit string, prec int) string {
 	if v.N == 0 || q.N == 0 {
 		return "–"
 	}
@@ -218,14 +217,6 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%dK", n>>10)
 }
 
-// displayPath shortens a path under $HOME to ~/...
-func displayPath(p string) string {
-	if home, err := os.UserHomeDir(); err == nil && home != "/" && strings.HasPrefix(p, home+"/") {
-		return "~" + p[len(home):]
-	}
-	return p
-}
-
 func fileSize(p string) string {
 	st, err := os.Stat(p)
 	if err != nil {
@@ -236,72 +227,5 @@ func fileSize(p string) string {
 
 // reproduceCommand is the command line that ran this program.
 func reproduceCommand(args []string) string {
-	return shellJoin(append([]string{"go", "run", "./bench"}, args...))
-}
-
-// shellJoin quotes words for a POSIX shell where needed.
-func shellJoin(words []string) string {
-	q := make([]string, len(words))
-	for i, s := range words {
-		q[i] = shellQuote(s)
-	}
-	return strings.Join(q, " ")
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// replaceSection puts section (markers included) in place of the one in
-// doc, or appends it when doc has none.
-func replaceSection(doc, section string) string {
-	section = strings.TrimSuffix(section, "\n")
-	if i := strings.Index(doc, sectionBegin); i >= 0 {
-		if j := strings.Index(doc[i:], sectionEnd); j >= 0 {
-			return doc[:i] + section + doc[i+j+len(sectionEnd):]
-		}
-	}
-	if doc != "" && !strings.HasSuffix(doc, "\n") {
-		doc += "\n"
-	}
-	if doc != "" {
-		doc += "\n"
-	}
-	return doc + section + "\n"
-}
-
-// updateFile rewrites the section in the file at p, creating the file with
-// an introduction when it does not exist. It replaces the file atomically.
-func updateFile(p, section string) error {
-	old, err := os.ReadFile(p)
-	switch {
-	case os.IsNotExist(err):
-		old = []byte(intro)
-	case err != nil:
-		return fmt.Errorf("read %s: %w", p, err)
-	}
-	doc := replaceSection(string(old), section)
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".bench-*.md")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(doc); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return nil
+	return harness.ShellJoin(append([]string{"go", "run", "./bench"}, args...))
 }

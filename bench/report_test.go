@@ -2,64 +2,12 @@ package main
 
 import (
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vireo-vmm/vireo/bench/internal/harness"
 )
-
-func TestReplaceSection(t *testing.T) {
-	sec := sectionBegin + "\nnew\n" + sectionEnd + "\n"
-	for _, c := range []struct{ name, doc, want string }{
-		{"empty", "", sectionBegin + "\nnew\n" + sectionEnd + "\n"},
-		{"append", "# T\n\nintro", "# T\n\nintro\n\n" + sectionBegin + "\nnew\n" + sectionEnd + "\n"},
-		{"replace", "# T\n" + sectionBegin + "\nold\nlines\n" + sectionEnd + "\n\n## After\n",
-			"# T\n" + sectionBegin + "\nnew\n" + sectionEnd + "\n\n## After\n"},
-		{"end marker missing", "# T\n" + sectionBegin + "\nold\n",
-			"# T\n" + sectionBegin + "\nold\n\n" + sectionBegin + "\nnew\n" + sectionEnd + "\n"},
-	} {
-		if got := replaceSection(c.doc, sec); got != c.want {
-			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
-		}
-	}
-	// Rewriting is idempotent.
-	once := replaceSection("# T\n", sec)
-	if twice := replaceSection(once, sec); twice != once {
-		t.Errorf("second rewrite changed the file:\n%q\n%q", once, twice)
-	}
-}
-
-func TestUpdateFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "BENCHMARKS.md")
-	sec1 := sectionBegin + "\none\n" + sectionEnd + "\n"
-	if err := updateFile(p, sec1); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(p)
-	if !strings.HasPrefix(string(b), intro) || !strings.HasSuffix(string(b), sec1) {
-		t.Errorf("new file is not intro + section:\n%s", b)
-	}
-	sec2 := sectionBegin + "\ntwo\n" + sectionEnd + "\n"
-	if err := updateFile(p, sec2); err != nil {
-		t.Fatal(err)
-	}
-	b, _ = os.ReadFile(p)
-	if string(b) != intro+"\n"+sec2 {
-		t.Errorf("rewritten file:\n%s", b)
-	}
-	if ents, _ := os.ReadDir(filepath.Dir(p)); len(ents) != 1 {
-		t.Errorf("temporary files left behind: %v", ents)
-	}
-}
-
-func TestShellJoin(t *testing.T) {
-	got := shellJoin([]string{"go", "run", "./bench", "-cmdline", "a b", "it's", "", "-m=128M,x"})
-	want := `go run ./bench -cmdline 'a b' 'it'\''s' '' -m=128M,x`
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
-}
 
 func TestBenchSet(t *testing.T) {
 	var b benchSet
@@ -94,12 +42,12 @@ func TestMarkdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := guestSpec{Kernel: "/k/vmlinux", Initrd: "/k/initrd", Cmdline: "console=ttyS0 quiet", MemMiB: 128, CPUs: 1}
+	g := harness.Guest{Kernel: "/k/vmlinux", Initrd: "/k/initrd", Cmdline: "console=ttyS0 quiet", MemMiB: 128, CPUs: 1}
 	r := report{
 		When:    time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
 		Command: "go run ./bench -n 2",
-		Host:    hostInfo{KernelRelease: "6.1.0", CPUModel: "Test CPU", NProc: 2, KVM: "kvm_test", GoVersion: "go1.26", QEMUVersion: "QEMU 7.2", VireoVersion: "vireo 0.1"},
-		Guest:   g, Tiny: guestSpec{Kernel: "/tmp/tiny.elf", Cmdline: "console=ttyS0", MemMiB: 128, CPUs: 1},
+		Host:    hostInfo{Host: harness.Host{Kernel: "6.1.0", CPU: "Test CPU", NProc: 2, KVM: "kvm_test"}, GoVersion: "go1.26", QEMUVersion: "QEMU 7.2", VireoVersion: "vireo 0.1"},
+		Guest:   g, Tiny: harness.Guest{Kernel: "/tmp/tiny.elf", Cmdline: "console=ttyS0", MemMiB: 128, CPUs: 1},
 		Opts: o,
 		Res: &results{
 			Insn:     pair{Vireo: []float64{10, 12}, QEMU: []float64{40, 44}},
@@ -111,9 +59,10 @@ func TestMarkdown(t *testing.T) {
 		Vireo: vireoVMM("bin/vireo"), QEMU: qemuVMM("qemu-system-x86_64"),
 	}
 	md := r.markdown()
+	begin, end := harness.Markers(sectionName)
 	for _, want := range []string{
-		sectionBegin, sectionEnd,
-		"Linux 6.1.0, Test CPU, 2 CPUs",
+		"Linux 6.1.0, Test CPU, 2 CPUs (`nproc`); kvm_test.",
+		"- Programs: vireo 0.1; QEMU 7.2; bench built with go1.26.",
 		"```sh\ngo run ./bench -n 2\n```",
 		"| (a) process start → first guest instruction | 11.0 ms (10.0–12.0) | 42.0 ms (40.0–44.0) | 0.26x | ≤ 0.5x QEMU | yes |",
 		"| (b) process start → `VIREO-BOOT-OK` | 22.50 s (22.00–23.00) | 21.00 s (21.00–21.00) | 1.07x | ≤ 1.0x QEMU | no: 1.50 s over (21.00 allowed) |",
@@ -129,17 +78,7 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
-	if !strings.HasPrefix(md, sectionBegin+"\n") || !strings.HasSuffix(md, sectionEnd+"\n") {
+	if !strings.HasPrefix(md, begin+"\n## Boot: Vireo beside QEMU\n") || !strings.HasSuffix(md, "</details>\n"+end+"\n") {
 		t.Error("section is not framed by its markers")
-	}
-}
-
-func TestCPUModel(t *testing.T) {
-	info := "processor\t: 0\nvendor_id\t: X\nmodel name\t: Some CPU @ 2.0GHz\nflags\t: a b\n"
-	if got := cpuModel(info); got != "Some CPU @ 2.0GHz" {
-		t.Errorf("cpuModel = %q", got)
-	}
-	if got := cpuModel(""); got != "unknown" {
-		t.Errorf("cpuModel(\"\") = %q", got)
 	}
 }

@@ -22,21 +22,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vireo-vmm/vireo/bench/internal/harness"
 )
-
-// ErrUsage reports bad flags.
-var ErrUsage = errors.New("usage")
 
 // sectionName names this program's section of BENCHMARKS.md.
 const sectionName = "control"
@@ -72,7 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&benches, "bench", benches, "what to run: qmp, start or both (comma-separated)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "time limit of one boot")
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		return nil, fmt.Errorf("%w: %w", harness.ErrUsage, err)
 	}
 	for _, b := range strings.Split(benches, ",") {
 		switch strings.TrimSpace(b) {
@@ -81,40 +75,25 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		case "start":
 			o.start = true
 		default:
-			return nil, fmt.Errorf("%w: unknown benchmark %q (want qmp or start)", ErrUsage, b)
+			return nil, fmt.Errorf("%w: unknown benchmark %q (want qmp or start)", harness.ErrUsage, b)
 		}
 	}
 	switch {
 	case fs.NArg() > 0:
-		return nil, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+		return nil, fmt.Errorf("%w: unexpected argument %q", harness.ErrUsage, fs.Arg(0))
 	case o.n < 1 || o.block < 1 || o.warmup < 0:
-		return nil, fmt.Errorf("%w: -n and -block must be at least 1, -warmup at least 0", ErrUsage)
+		return nil, fmt.Errorf("%w: -n and -block must be at least 1, -warmup at least 0", harness.ErrUsage)
 	case o.runs < 1:
-		return nil, fmt.Errorf("%w: -runs must be at least 1", ErrUsage)
+		return nil, fmt.Errorf("%w: -runs must be at least 1", harness.ErrUsage)
 	case o.memMiB < 16:
-		return nil, fmt.Errorf("%w: -memory must be at least 16 (MiB)", ErrUsage)
+		return nil, fmt.Errorf("%w: -memory must be at least 16 (MiB)", harness.ErrUsage)
 	case o.timeout <= 0:
-		return nil, fmt.Errorf("%w: -timeout must be positive", ErrUsage)
+		return nil, fmt.Errorf("%w: -timeout must be positive", harness.ErrUsage)
 	}
 	return o, nil
 }
 
-func main() {
-	o, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench/control: %v\n", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	if err := run(ctx, o, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "bench/control: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { harness.Main("bench/control", parseFlags, run) }
 
 // run prepares the guest and programs, runs the selected benchmarks and
 // writes the report.
@@ -146,18 +125,17 @@ func run(ctx context.Context, o *options, args []string) error {
 		Guest:     g,
 		Opts:      o,
 	}
-	progress := func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
 	if o.qmp {
 		if o.qemu, err = harness.FindProgram(o.qemu, "install the qemu-system-x86 package (`make deps`)"); err != nil {
 			return err
 		}
 		rep.QEMU = harness.ProgramVersion(o.qemu, "--version")
-		if rep.QMP, err = benchQMP(ctx, o, g, dir, progress); err != nil {
+		if rep.QMP, err = benchQMP(ctx, o, g, dir, harness.Progress); err != nil {
 			return err
 		}
 	}
 	if o.start {
-		if rep.Start, err = benchStart(ctx, o, g, dir, progress); err != nil {
+		if rep.Start, err = benchStart(ctx, o, g, dir, harness.Progress); err != nil {
 			return err
 		}
 	}
@@ -171,6 +149,6 @@ func run(ctx context.Context, o *options, args []string) error {
 	if err := harness.UpdateFile(o.out, sectionName, section); err != nil {
 		return err
 	}
-	progress("bench/control: wrote %s", o.out)
+	harness.Progress("bench/control: wrote %s", o.out)
 	return nil
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,7 +38,7 @@ func (r *report) markdown() string {
 	}
 	w(".\n")
 	w("- Guest: %d MiB, %d vCPU; kernel `%s`, initramfs `%s` (its /init prints `%s` on the serial console right after mounting /proc, /sys and /dev); the project's guest command line.\n\n",
-		r.Guest.MemMiB, r.Guest.CPUs, displayPath(r.Guest.Kernel), displayPath(r.Guest.Initrd), harness.BootMarker)
+		r.Guest.MemMiB, r.Guest.CPUs, harness.DisplayPath(r.Guest.Kernel), harness.DisplayPath(r.Guest.Initrd), harness.BootMarker)
 	if r.QMP != nil {
 		r.qmpSection(&b)
 	}
@@ -174,12 +172,4 @@ func verdict(a, b, limit float64) string {
 		return fmt.Sprintf("met (%.2fx)", a/b)
 	}
 	return fmt.Sprintf("**not met** (%.2fx)", a/b)
-}
-
-// displayPath shortens a path under $HOME to ~/...
-func displayPath(p string) string {
-	if home, err := os.UserHomeDir(); err == nil && home != "/" && strings.HasPrefix(p, home+string(filepath.Separator)) {
-		return "~" + p[len(home):]
-	}
-	return p
 }

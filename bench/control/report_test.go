@@ -108,7 +108,7 @@ func TestParseFlags(t *testing.T) {
 		{"-bench", "boot"}, {"-n", "0"}, {"-block", "0"}, {"-runs", "0"},
 		{"-memory", "8"}, {"-timeout", "0s"}, {"-warmup", "-1"}, {"stray"}, {"-nope"},
 	} {
-		if _, err := parseFlags(bad, io.Discard); !errors.Is(err, ErrUsage) {
+		if _, err := parseFlags(bad, io.Discard); !errors.Is(err, harness.ErrUsage) {
 			t.Errorf("parseFlags(%v) = %v, want ErrUsage", bad, err)
 		}
 	}

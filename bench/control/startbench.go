@@ -52,7 +52,7 @@ func benchStart(ctx context.Context, o *options, g harness.Guest, dir string, pr
 		return nil
 	}
 	cli := func(i int) error {
-		d, err := startCLI(ctx, res.CLIArgv, o.timeout)
+		d, err := harness.TimeToMarker(ctx, "vireo run", res.CLIArgv, harness.BootMarker, o.timeout, nil)
 		if err != nil {
 			return fmt.Errorf("run %d by the command line: %w", i+1, err)
 		}
@@ -116,20 +116,6 @@ func startAPI(ctx context.Context, sock string, argv []string, g harness.Guest, 
 	s.toMarker = m.At.Sub(start)
 	s.execToMarker = m.At.Sub(p.Started)
 	return s, nil
-}
-
-// startCLI times `vireo run` from exec to the marker.
-func startCLI(ctx context.Context, argv []string, timeout time.Duration) (time.Duration, error) {
-	p, err := harness.Start("vireo run", argv)
-	if err != nil {
-		return 0, err
-	}
-	defer p.Kill()
-	m, err := p.WaitFor(ctx, harness.BootMarker, 0, timeout)
-	if err != nil {
-		return 0, err
-	}
-	return m.At.Sub(p.Started), nil
 }
 
 // ms is d in milliseconds.

@@ -172,21 +172,32 @@ func checkLayout(regions []guestmem.RegionSpec) error {
 	return nil
 }
 
-// applyPages writes one Pages record into memory after checking that the
-// run lies inside its region.
-func applyPages(mem *guestmem.Memory, regions []guestmem.RegionSpec, rec *Record) error {
+// recordRun checks that the run of pages a Pages or Verify record names
+// lies inside its region and returns the run's guest address and memory;
+// kind names the record in errors.
+func recordRun(mem *guestmem.Memory, regions []guestmem.RegionSpec, rec *Record, kind string) (uint64, []byte, error) {
 	if uint64(rec.Region) >= uint64(len(regions)) {
-		return fmt.Errorf("%w: pages of region %d, the layout has %d", ErrRecord, rec.Region, len(regions))
+		return 0, nil, fmt.Errorf("%w: %s record names region %d, the layout has %d", ErrRecord, kind, rec.Region, len(regions))
 	}
 	reg := regions[rec.Region]
 	pages := reg.Size / PageSize
 	if rec.First >= pages || uint64(rec.Count) > pages-rec.First {
-		return fmt.Errorf("%w: pages %d+%d outside region %d (%d pages)", ErrRecord, rec.First, rec.Count, rec.Region, pages)
+		return 0, nil, fmt.Errorf("%w: %s record names pages %d+%d outside region %d (%d pages)", ErrRecord, kind, rec.First, rec.Count, rec.Region, pages)
 	}
 	gpa := reg.GPA + rec.First*PageSize
-	dst, err := mem.Slice(gpa, uint64(rec.Count)*PageSize)
+	b, err := mem.Slice(gpa, uint64(rec.Count)*PageSize)
 	if err != nil {
-		return fmt.Errorf("%w: pages at %#x: %v", ErrRecord, gpa, err)
+		return 0, nil, fmt.Errorf("%w: %s record at %#x: %w", ErrRecord, kind, gpa, err)
+	}
+	return gpa, b, nil
+}
+
+// applyPages writes one Pages record into memory after checking that the
+// run lies inside its region.
+func applyPages(mem *guestmem.Memory, regions []guestmem.RegionSpec, rec *Record) error {
+	_, dst, err := recordRun(mem, regions, rec, "Pages")
+	if err != nil {
+		return err
 	}
 	if !rec.Zero {
 		copy(dst, rec.Data)
@@ -212,23 +223,15 @@ type mismatches struct {
 // verifyPages compares the pages a Verify record covers with their
 // checksums.
 func verifyPages(mem *guestmem.Memory, regions []guestmem.RegionSpec, rec *Record, bad *mismatches) error {
-	if uint64(rec.Region) >= uint64(len(regions)) {
-		return fmt.Errorf("%w: checksums of region %d, the layout has %d", ErrRecord, rec.Region, len(regions))
-	}
-	reg := regions[rec.Region]
-	pages := reg.Size / PageSize
-	if rec.First >= pages || uint64(rec.Count) > pages-rec.First {
-		return fmt.Errorf("%w: checksums of pages %d+%d outside region %d (%d pages)", ErrRecord, rec.First, rec.Count, rec.Region, pages)
-	}
-	host, err := mem.Slice(reg.GPA+rec.First*PageSize, uint64(rec.Count)*PageSize)
+	gpa, host, err := recordRun(mem, regions, rec, "Verify")
 	if err != nil {
-		return fmt.Errorf("%w: checksums at %#x: %v", ErrRecord, reg.GPA, err)
+		return err
 	}
 	for i := uint64(0); i < uint64(rec.Count); i++ {
 		want := binary.LittleEndian.Uint32(rec.Sums[4*i:])
 		if PageChecksum(host[i*PageSize:(i+1)*PageSize]) != want {
 			if bad.n < 8 {
-				bad.first = append(bad.first, reg.GPA+(rec.First+i)*PageSize)
+				bad.first = append(bad.first, gpa+i*PageSize)
 			}
 			bad.n++
 		}

@@ -149,6 +149,18 @@ func TestStreamProtocol(t *testing.T) {
 			func(w *Writer) error { return w.Setup(testLayout, nil) },
 			func(w *Writer) error { return w.Pages(2, 0, page(1)) },
 		}, ErrRecord},
+		{"checksums outside region", []step{
+			func(w *Writer) error { return w.Setup(testLayout, nil) },
+			func(w *Writer) error { return w.EndPass(1, 0) },
+			func(w *Writer) error { return w.State([]byte("x")) },
+			func(w *Writer) error { return w.Verify(1, 32, []uint32{0}) },
+		}, ErrRecord},
+		{"checksums of no such region", []step{
+			func(w *Writer) error { return w.Setup(testLayout, nil) },
+			func(w *Writer) error { return w.EndPass(1, 0) },
+			func(w *Writer) error { return w.State([]byte("x")) },
+			func(w *Writer) error { return w.Verify(2, 0, []uint32{0}) },
+		}, ErrRecord},
 		{"pass count lies", []step{
 			func(w *Writer) error { return w.Setup(testLayout, nil) },
 			func(w *Writer) error { return w.Pages(0, 0, page(1)) },

@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,8 +113,28 @@ type Guest struct {
 // console is exercised without a terminal.
 func StartGuest(t testing.TB, args ...string) *Guest {
 	t.Helper()
-	g := &Guest{t: t, change: make(chan struct{}, 1), done: make(chan struct{})}
-	g.cmd = exec.Command(VireoBinary(t), args...)
+	return startGuest(t, exec.Command(VireoBinary(t), args...))
+}
+
+// StartGuestUnder is StartGuest with the vireo binary run by a wrapper
+// command that execs it, such as `ip netns exec NAME`: wrapper is that
+// command's program and arguments. The process is killed if the test
+// binary dies first.
+func StartGuestUnder(t testing.TB, wrapper []string, args ...string) *Guest {
+	t.Helper()
+	if len(wrapper) == 0 {
+		t.Fatal("StartGuestUnder: empty wrapper command")
+	}
+	argv := append(slices.Clone(wrapper[1:]), VireoBinary(t))
+	cmd := exec.Command(wrapper[0], append(argv, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return startGuest(t, cmd)
+}
+
+// startGuest starts cmd, a vireo process, with its console on pipes.
+func startGuest(t testing.TB, cmd *exec.Cmd) *Guest {
+	t.Helper()
+	g := &Guest{t: t, cmd: cmd, change: make(chan struct{}, 1), done: make(chan struct{})}
 	var err error
 	if g.stdin, err = g.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +48,7 @@ func TestMigrateBetweenNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src := startVireo(t, nsA, "run", "--kernel", kernel, "--initrd", initrd, "--no-reboot",
+	src := testutil.StartGuestUnder(t, []string{"ip", "netns", "exec", nsA}, "run", "--kernel", kernel, "--initrd", initrd, "--no-reboot",
 		"--memory", "128M", "--qmp", "unix:"+srcSock, "--disk", "path="+disk)
 	src.Expect("VIREO-BOOT-OK", bootTimeout)
 	src.Expect(prompt, cmdTimeout)
@@ -66,8 +65,8 @@ func TestMigrateBetweenNetns(t *testing.T) {
 
 	// The target listens in the other namespace; the machine comes
 	// from the source (no kernel, no disk flags here).
-	tgt := startVireo(t, nsB, "run", "--incoming", "tcp:"+addrB+":4444", "--no-reboot", "--qmp", "unix:"+tgtSock)
-	tq := dialMigQMP(t, tgtSock, tgt.done)
+	tgt := testutil.StartGuestUnder(t, []string{"ip", "netns", "exec", nsB}, "run", "--incoming", "tcp:"+addrB+":4444", "--no-reboot", "--qmp", "unix:"+tgtSock)
+	tq := dialMigQMP(t, tgtSock, tgt.Done())
 	if st := tq.do("query-status", nil)["return"].(map[string]any)["status"]; st != "inmigrate" {
 		t.Fatalf("target status %v, want inmigrate", st)
 	}
@@ -138,15 +137,10 @@ func TestMigrateBetweenNetns(t *testing.T) {
 func TestMigrateCancel(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "qmp.sock")
-	g := testutil.StartGuest(t, guestArgs(t, "vmlinux", "--no-reboot", "--qmp", "unix:"+sock)...)
-	g.Expect("VIREO-BOOT-OK", bootTimeout)
-	g.Expect(prompt, cmdTimeout)
-	q := dialMigQMP(t, sock, g.Done())
+	g, q, sock := bootMigSource(t, dir)
 
 	tgt1 := filepath.Join(dir, "t1.sock")
-	target := testutil.StartGuest(t, "run", "--incoming", "unix:"+tgt1, "--no-reboot")
-	waitSocket(t, tgt1, target.Done())
+	target := startIncoming(t, tgt1)
 	if r := q.do("migrate-set-parameters", map[string]any{"max-bandwidth": 512 << 10}); r["error"] != nil {
 		t.Fatalf("migrate-set-parameters: %v", r)
 	}
@@ -192,8 +186,7 @@ func TestMigrateCancel(t *testing.T) {
 	// Unthrottled now, the same source migrates. It was paused first,
 	// so the target stays paused until told to continue, as QEMU's does.
 	tgt2, tq2sock := filepath.Join(dir, "t2.sock"), filepath.Join(dir, "t2qmp.sock")
-	target2 := testutil.StartGuest(t, "run", "--incoming", "unix:"+tgt2, "--no-reboot", "--qmp", "unix:"+tq2sock)
-	waitSocket(t, tgt2, target2.Done())
+	target2 := startIncoming(t, tgt2, "--qmp", "unix:"+tq2sock)
 	tq := dialMigQMP(t, tq2sock, target2.Done())
 	q.do("stop", nil)
 	code, out, stderr := testutil.RunVireo(t, 5*time.Minute, "migrate", "--qmp", "unix:"+sock, "--max-bandwidth", "0", "unix:"+tgt2)
@@ -219,12 +212,8 @@ func TestMigrateCancel(t *testing.T) {
 func TestMigrateStreamFaults(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "qmp.sock")
-	g := testutil.StartGuest(t, guestArgs(t, "vmlinux", "--no-reboot", "--qmp", "unix:"+sock)...)
-	g.Expect("VIREO-BOOT-OK", bootTimeout)
-	g.Expect(prompt, cmdTimeout)
+	g, q, _ := bootMigSource(t, dir)
 	g.Send(counterScript + "\n")
-	q := dialMigQMP(t, sock, g.Done())
 
 	faults := []struct {
 		name   string
@@ -253,8 +242,7 @@ func TestMigrateStreamFaults(t *testing.T) {
 	}
 	for i, f := range faults {
 		tsock := filepath.Join(dir, fmt.Sprintf("t%d.sock", i))
-		target := testutil.StartGuest(t, "run", "--incoming", "unix:"+tsock, "--no-reboot")
-		waitSocket(t, tsock, target.Done())
+		target := startIncoming(t, tsock)
 		proxy := startProxy(t, tsock, f.damage)
 		mark := q.mark()
 		if r := q.do("migrate", map[string]any{"uri": "tcp:" + proxy}); r["error"] != nil {
@@ -319,145 +307,8 @@ func netnsPair(t *testing.T) (a, b, addrB string) {
 
 var nsSeq atomic.Int32
 
-// vireoProc is a vireo process run under `ip netns exec`, driven through
-// its console like testutil.Guest.
-type vireoProc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	mu     sync.Mutex
-	out    bytes.Buffer
-	stderr bytes.Buffer
-	seen   int
-	change chan struct{}
-	done   chan struct{}
-}
-
-func startVireo(t *testing.T, netns string, args ...string) *vireoProc {
-	t.Helper()
-	v := &vireoProc{t: t, change: make(chan struct{}, 1), done: make(chan struct{})}
-	v.cmd = exec.Command("ip", append([]string{"netns", "exec", netns, testutil.VireoBinary(t)}, args...)...)
-	var err error
-	if v.stdin, err = v.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	v.cmd.Stdout = procWriter{v, &v.out}
-	v.cmd.Stderr = procWriter{v, &v.stderr}
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := v.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		v.cmd.Wait()
-		close(v.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-v.done:
-		default:
-			v.cmd.Process.Kill()
-			<-v.done
-		}
-		if t.Failed() {
-			t.Logf("%s console:\n%s\nstderr:\n%s", netns, v.output(), v.Stderr())
-		}
-	})
-	return v
-}
-
-type procWriter struct {
-	v *vireoProc
-	b *bytes.Buffer
-}
-
-func (w procWriter) Write(p []byte) (int, error) {
-	w.v.mu.Lock()
-	w.b.Write(p)
-	w.v.mu.Unlock()
-	select {
-	case w.v.change <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (v *vireoProc) output() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.out.String()
-}
-
-func (v *vireoProc) Stderr() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.stderr.String()
-}
-
-func (v *vireoProc) Expect(re string, timeout time.Duration) []string {
-	v.t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		v.mu.Lock()
-		s := v.out.String()[v.seen:]
-		if loc := rx.FindStringSubmatchIndex(s); loc != nil {
-			m := rx.FindStringSubmatch(s)
-			v.seen += loc[1]
-			v.mu.Unlock()
-			return m
-		}
-		v.mu.Unlock()
-		select {
-		case <-v.change:
-		case <-v.done:
-			if m := rx.FindStringSubmatch(v.output()[v.seen:]); m != nil {
-				return m
-			}
-			v.t.Fatalf("vireo exited before its console matched %q", re)
-		case <-deadline.C:
-			v.t.Fatalf("timed out after %v waiting for the console to match %q", timeout, re)
-		}
-	}
-}
-
-func (v *vireoProc) Send(s string) {
-	v.t.Helper()
-	if _, err := io.WriteString(v.stdin, s); err != nil {
-		v.t.Fatalf("writing to the console: %v", err)
-	}
-}
-
-var procSeq atomic.Int32
-
-// Run runs a shell command in the guest and returns its output, framed
-// by markers the echo of the typed line cannot produce.
-func (v *vireoProc) Run(command string, timeout time.Duration) string {
-	v.t.Helper()
-	n := 1000 + 2*int(procSeq.Add(1))
-	v.Send(fmt.Sprintf("echo M$((%d+0))E; %s; echo M$((%d+1))E\n", n, command, n))
-	v.Expect(fmt.Sprintf(`M%dE\r?\n`, n), timeout)
-	m := v.Expect(fmt.Sprintf(`(?s)^(.*?)M%dE`, n+1), timeout)
-	return strings.TrimSpace(strings.ReplaceAll(m[1], "\r", ""))
-}
-
-func (v *vireoProc) Wait(timeout time.Duration) int {
-	v.t.Helper()
-	select {
-	case <-v.done:
-	case <-time.After(timeout):
-		v.t.Fatalf("vireo did not exit within %v", timeout)
-	}
-	return v.cmd.ProcessState.ExitCode()
-}
-
-// runner is a guest console (testutil.Guest or vireoProc).
-type runner interface {
-	Run(command string, timeout time.Duration) string
-}
-
 // counter reads migrateLoop's or counterScript's count.
-func counter(t *testing.T, g runner) int {
+func counter(t *testing.T, g *testutil.Guest) int {
 	t.Helper()
 	for try := 0; ; try++ {
 		out := g.Run("read v < /tmp/c; echo $v", cmdTimeout)
@@ -478,6 +329,27 @@ func field(t *testing.T, s string, i int) string {
 		t.Fatalf("no field %d in %q", i, s)
 	}
 	return f[i]
+}
+
+// bootMigSource boots the guest with a QMP socket in dir, waits for its
+// shell and connects a migQMP client; it returns the guest, the client
+// and the socket's path.
+func bootMigSource(t *testing.T, dir string) (*testutil.Guest, *migQMP, string) {
+	t.Helper()
+	sock := filepath.Join(dir, "qmp.sock")
+	g := testutil.StartGuest(t, guestArgs(t, "vmlinux", "--no-reboot", "--qmp", "unix:"+sock)...)
+	g.Expect("VIREO-BOOT-OK", bootTimeout)
+	g.Expect(prompt, cmdTimeout)
+	return g, dialMigQMP(t, sock, g.Done()), sock
+}
+
+// startIncoming starts a vireo waiting for a migration on the Unix
+// socket sock, with extra flags args, once it listens.
+func startIncoming(t *testing.T, sock string, args ...string) *testutil.Guest {
+	t.Helper()
+	g := testutil.StartGuest(t, append([]string{"run", "--incoming", "unix:" + sock, "--no-reboot"}, args...)...)
+	waitSocket(t, sock, g.Done())
+	return g
 }
 
 // waitSocket waits for a Unix socket to appear (a target listening).

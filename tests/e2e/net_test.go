@@ -257,19 +257,24 @@ func receiveStream(l net.Listener, n int64, seed uint64, timeout time.Duration) 
 	return h.Sum64(), nil
 }
 
-// sendStream connects to addr from inside ns (retrying while the guest
-// is not listening yet) and sends n bytes of the stream seed.
-func sendStream(ns *netns, addr string, n int64, seed uint64, timeout time.Duration) error {
+// dialFrom connects to addr from inside ns, retrying for up to 30 s
+// while the guest is not listening yet.
+func dialFrom(ns *netns, addr string) (net.Conn, error) {
 	var c net.Conn
 	var err error
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		ns.do(func() { c, err = net.DialTimeout("tcp", addr, 10*time.Second) })
-		if err == nil {
-			break
+		if err == nil || time.Now().After(deadline) {
+			return c, err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// sendStream connects to addr from inside ns and sends n bytes of the
+// stream seed.
+func sendStream(ns *netns, addr string, n int64, seed uint64, timeout time.Duration) error {
+	c, err := dialFrom(ns, addr)
 	if err != nil {
 		return err
 	}
@@ -419,15 +424,7 @@ func TestVirtioNet(t *testing.T) {
 
 // sendBytes connects from inside ns and writes b.
 func sendBytes(ns *netns, addr string, b []byte) error {
-	var c net.Conn
-	var err error
-	for range 50 {
-		ns.do(func() { c, err = net.DialTimeout("tcp", addr, 10*time.Second) })
-		if err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c, err := dialFrom(ns, addr)
 	if err != nil {
 		return err
 	}

@@ -35,40 +35,58 @@ type Guest struct {
 // kernel, initrd or cmdline are empty.
 func DefaultGuest(kernel, initrd, cmdline string, memMiB, cpus int) (Guest, error) {
 	g := Guest{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, MemMiB: memMiB, CPUs: cpus}
+	var err error
 	if g.Kernel == "" {
-		k, err := guestimg.DefaultKernel()
-		if err != nil {
-			d := guestimg.SharedGuestDir()
-			if d == "" {
-				return g, fmt.Errorf("%w: %w", ErrMissing, err)
-			}
-			k = filepath.Join(d, "vmlinux")
+		if g.Kernel, err = DefaultKernel(); err != nil {
+			return g, err
 		}
-		g.Kernel = k
 	}
 	if g.Initrd == "" {
-		i, err := guestimg.DefaultInitrd()
-		if err != nil {
+		if g.Initrd, err = guestimg.DefaultInitrd(); err != nil {
 			return g, fmt.Errorf("%w: default initramfs: %w", ErrMissing, err)
 		}
-		g.Initrd = i
 	}
 	if g.Cmdline == "" {
 		g.Cmdline = guestimg.DefaultCmdline()
 	}
-	for _, f := range []string{g.Kernel, g.Initrd} {
-		if f == "" {
-			continue
-		}
-		st, err := os.Stat(f)
-		if err != nil {
-			return g, fmt.Errorf("%w: %w", ErrMissing, err)
-		}
-		if !st.Mode().IsRegular() {
-			return g, fmt.Errorf("%w: %s is not a regular file", ErrMissing, f)
-		}
+	if err := CheckFile(g.Kernel, "guest kernel", "build it with `make guest`, or pass -kernel"); err != nil {
+		return g, err
+	}
+	if err := CheckFile(g.Initrd, "initramfs", "pass -initrd"); err != nil {
+		return g, err
 	}
 	return g, nil
+}
+
+// DefaultKernel is the kernel `vireo run` boots by default, else the
+// prebuilt one beside the repository.
+func DefaultKernel() (string, error) {
+	k, err := guestimg.DefaultKernel()
+	if err == nil {
+		return k, nil
+	}
+	if d := guestimg.SharedGuestDir(); d != "" {
+		return filepath.Join(d, "vmlinux"), nil
+	}
+	return "", fmt.Errorf("%w: %w", ErrMissing, err)
+}
+
+// CheckFile requires a readable regular file; what names it and hint
+// says how to get it in the error.
+func CheckFile(path, what, hint string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %w (%s)", ErrMissing, what, path, err, hint)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %w", ErrMissing, what, path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s %s is not a regular file", ErrMissing, what, path)
+	}
+	return nil
 }
 
 // QEMUMachine is QEMU's configuration on this kind of host: microvm, KVM,

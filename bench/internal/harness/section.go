@@ -40,15 +40,24 @@ func ReplaceSection(doc, name, section string) string {
 	return doc + section + "\n"
 }
 
+// Title is how UpdateFile starts a file that does not exist yet.
+const Title = "# Vireo benchmarks\n"
+
 // UpdateFile replaces the section called name in the file at path (or
-// appends it; a missing file is created with a title). The file is read
+// appends it; a missing file is created with Title). The file is read
 // right before it is replaced, atomically, so that other programs'
 // sections written meanwhile survive.
 func UpdateFile(path, name, section string) error {
+	return UpdateFileWith(path, name, section, Title)
+}
+
+// UpdateFileWith is UpdateFile creating a missing file with head instead
+// of Title.
+func UpdateFileWith(path, name, section, head string) error {
 	old, err := os.ReadFile(path)
 	switch {
 	case os.IsNotExist(err):
-		old = []byte("# Vireo benchmarks\n")
+		old = []byte(head)
 	case err != nil:
 		return fmt.Errorf("read %s: %w", path, err)
 	}
@@ -72,6 +81,14 @@ func UpdateFile(path, name, section string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// DisplayPath shortens a path under $HOME to ~/...
+func DisplayPath(p string) string {
+	if home, err := os.UserHomeDir(); err == nil && home != "/" && strings.HasPrefix(p, home+string(filepath.Separator)) {
+		return "~" + p[len(home):]
+	}
+	return p
 }
 
 // ShellJoin quotes words for a POSIX shell where needed.

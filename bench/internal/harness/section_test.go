@@ -67,6 +67,39 @@ func TestUpdateFile(t *testing.T) {
 	}
 }
 
+func TestUpdateFileWith(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	const head = "# Title\n\nIntroduction.\n"
+	if err := UpdateFileWith(p, "ctl", Section("ctl", "one"), head); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if want := head + "\n" + Section("ctl", "one"); string(b) != want {
+		t.Errorf("new file:\n%q\nwant\n%q", b, want)
+	}
+	// An existing file keeps its own head.
+	if err := UpdateFileWith(p, "ctl", Section("ctl", "two"), "# Other\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(p)
+	if want := head + "\n" + Section("ctl", "two"); string(b) != want {
+		t.Errorf("rewritten file:\n%q\nwant\n%q", b, want)
+	}
+}
+
+func TestDisplayPath(t *testing.T) {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "/" {
+		t.Skip("no home directory")
+	}
+	if got := DisplayPath(filepath.Join(home, "k", "vmlinux")); got != "~/k/vmlinux" {
+		t.Errorf("DisplayPath under home = %q", got)
+	}
+	if got := DisplayPath(home + "x/vmlinux"); got != home+"x/vmlinux" {
+		t.Errorf("DisplayPath beside home = %q", got)
+	}
+}
+
 func TestUpdateFileNoDir(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "missing", "B.md")
 	if err := UpdateFile(p, "ctl", Section("ctl", "x")); err == nil {
