@@ -6,7 +6,7 @@ GO       ?= go
 BIN      := bin/vireo
 SHARED   ?= $(wildcard ../shared/guest)
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PKGS     := busybox-static e2fsprogs cpio qemu-system-x86 build-essential qemu-utils
+PKGS     := busybox-static e2fsprogs cpio qemu-system-x86 build-essential qemu-utils iproute2
 GUEST    := $(or $(VIREO_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vireo)/guest/vmlinux
 
 .PHONY: all build run deps guest test unit e2e fuzz bench vet clean
