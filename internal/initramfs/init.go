@@ -8,7 +8,11 @@ const BootMarker = "VIREO-BOOT-OK"
 //
 // Guest kernel code can be very slow (on emulating hosts a fork+exec costs
 // ~165 ms), so it uses shell builtins wherever it can: one external command
-// (mount -a, reading the archive's /etc/fstab) runs before the marker.
+// (mount -a, reading the archive's /etc/fstab) runs before the marker. It
+// is run again while /proc, /sys or /dev is missing: on the development
+// host a program started while the guest is busy sometimes faults as it
+// starts (under QEMU too), and without /proc busybox's shell cannot run
+// its applets.
 // Then it runs each executable in /etc/vireo-init.d in name order (tests put
 // theirs there with Options.Extra; a script that ends with `reboot -f` stops
 // the VM without starting a shell), and starts a shell on the console with
@@ -17,7 +21,10 @@ const BootMarker = "VIREO-BOOT-OK"
 const DefaultInit = `#!/bin/sh
 # PID 1 of the Vireo test guest.
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin HOME=/root
-mount -a
+for try in 1 2 3 4 5; do
+	[ -e /proc/self ] && [ -d /sys/kernel ] && [ -e /dev/null ] && break
+	mount -a 2>/dev/null
+done
 echo ` + BootMarker + `
 echo vireo >/proc/sys/kernel/hostname
 for f in /etc/vireo-init.d/*; do

@@ -251,9 +251,12 @@ var cmdSeqMu sync.Mutex
 // The command's output is framed by markers that the shell's echo of the
 // typed line cannot produce.
 //
-// A command whose output is "Segmentation fault" is run once more: guest
-// user space on the emulator-assisted development host occasionally
-// faults in a fresh process (see the README); the retry is logged.
+// A command whose output is "Segmentation fault" is run once more: on the
+// emulator-assisted development host a program that starts while another
+// guest process keeps the CPU busy often faults at its first thread-local
+// access, under QEMU as under Vireo (about half of 100 starts of busybox
+// beside a busy loop, in either VMM; none of 300 in an idle guest). The
+// retry is logged.
 func (g *Guest) Run(command string, timeout time.Duration) string {
 	g.t.Helper()
 	out := g.run(command, timeout)
