@@ -215,6 +215,7 @@ func TestMigrateStreamFaults(t *testing.T) {
 	g, q, _ := bootMigSource(t, dir)
 	g.Send(counterScript + "\n")
 
+	var victim *testutil.Guest // the target the "target killed" case kills
 	faults := []struct {
 		name   string
 		damage func(off int64, b []byte) ([]byte, bool) // bytes to forward, and whether to go on
@@ -232,6 +233,13 @@ func TestMigrateStreamFaults(t *testing.T) {
 			}
 			return b, true
 		}, "checksum mismatch"},
+		{"target killed", func(off int64, b []byte) ([]byte, bool) {
+			if off+int64(len(b)) > 2<<20 && victim != nil {
+				victim.Process().Kill() // SIGKILL half-way through pass 1
+				victim = nil
+			}
+			return b, true
+		}, "killed"},
 		{"other version", func(off int64, b []byte) ([]byte, bool) {
 			if off == 0 && len(b) > 8 {
 				b[8] = 2
@@ -243,6 +251,9 @@ func TestMigrateStreamFaults(t *testing.T) {
 	for i, f := range faults {
 		tsock := filepath.Join(dir, fmt.Sprintf("t%d.sock", i))
 		target := startIncoming(t, tsock)
+		if f.want == "killed" {
+			victim = target
+		}
 		proxy := startProxy(t, tsock, f.damage)
 		mark := q.mark()
 		if r := q.do("migrate", map[string]any{"uri": "tcp:" + proxy}); r["error"] != nil {
@@ -260,7 +271,13 @@ func TestMigrateStreamFaults(t *testing.T) {
 		}
 		ev := q.waitEventFrom(t, "MIGRATION", `"failed"`, mark, 2*time.Minute)
 		code := target.Wait(cmdTimeout)
-		checkOneLineError(t, code, target.Stderr(), f.want)
+		if f.want == "killed" {
+			if code == 0 {
+				t.Errorf("%s: the killed target exited 0", f.name)
+			}
+		} else {
+			checkOneLineError(t, code, target.Stderr(), f.want)
+		}
 		info := q.do("query-migrate", nil)["return"].(map[string]any)
 		t.Logf("%s: target: %s; source: %v (%s)", f.name, strings.TrimSpace(target.Stderr()), info["error-desc"], ev)
 		if st := q.do("query-status", nil)["return"].(map[string]any)["status"]; st != "running" {
