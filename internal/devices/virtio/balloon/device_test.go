@@ -114,7 +114,7 @@ func TestInflateReturnsPagesToHost(t *testing.T) {
 	if c.InflatedPages != n || c.DiscardedBytes != n*PageSize || c.InvalidPages != 0 {
 		t.Errorf("counters %+v", c)
 	}
-	if r.rec.used.Load() == 0 {
+	if r.rec.Interrupts.Load() == 0 {
 		t.Error("no used-buffer interrupt")
 	}
 
@@ -126,7 +126,7 @@ func TestInflateReturnsPagesToHost(t *testing.T) {
 	if c := r.dev.Counters(); c.DeflatedPages != 8 {
 		t.Errorf("deflated %d pages", c.DeflatedPages)
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Errorf("device failed: %v", err)
 	}
 }
@@ -213,7 +213,7 @@ func TestHostilePFNs(t *testing.T) {
 	if c := r.dev.Counters(); c.InvalidPages != 7 || c.DeflatedPages != 0 {
 		t.Errorf("after deflating nonsense: %+v", c)
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Errorf("device failed: %v", err)
 	}
 }
@@ -355,22 +355,22 @@ func TestFreePageReporting(t *testing.T) {
 	d.AddChain(virtiotest.Buf{Addr: memSize - PageSize, Len: 2 * PageSize, Write: true})
 	r.kick()
 	r.used(t, roleReport)
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Errorf("device failed: %v", err)
 	}
 }
 
 func TestSetTarget(t *testing.T) {
 	r := newRig(t, Config{TargetPages: 10}, base, nil)
-	if err := r.dev.SetTarget(20); err != nil || r.rec.config.Load() != 0 {
-		t.Fatalf("SetTarget before activation: %v, %d interrupts", err, r.rec.config.Load())
+	if err := r.dev.SetTarget(20); err != nil || r.rec.Configs.Load() != 0 {
+		t.Fatalf("SetTarget before activation: %v, %d interrupts", err, r.rec.Configs.Load())
 	}
 	if err := r.dev.Activate(r.ctx()); err != nil {
 		t.Fatal(err)
 	}
 	defer r.dev.Reset()
-	if err := r.dev.SetTarget(30); err != nil || r.rec.config.Load() != 1 {
-		t.Fatalf("SetTarget while active: %v, %d interrupts", err, r.rec.config.Load())
+	if err := r.dev.SetTarget(30); err != nil || r.rec.Configs.Load() != 1 {
+		t.Fatalf("SetTarget while active: %v, %d interrupts", err, r.rec.Configs.Load())
 	}
 	if got := binary.LittleEndian.Uint32(readConfig(r.dev, 0, 4)); got != 30 || r.dev.Target() != 30 {
 		t.Errorf("num_pages %d", got)
@@ -404,8 +404,8 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 	r := startRig(t, Config{}, base)
 	r.drv[roleDeflate].SetAvailIdx(1000)
 	r.kick()
-	waitFor(t, "a reset request", func() bool { return r.rec.failure() != nil })
-	if err := r.rec.failure(); !errors.Is(err, virtio.ErrAvailIndex) {
+	waitFor(t, "a reset request", func() bool { return r.rec.Failure() != nil })
+	if err := r.rec.Failure(); !errors.Is(err, virtio.ErrAvailIndex) {
 		t.Errorf("failure %v, want ErrAvailIndex", err)
 	}
 	if c := r.dev.Counters(); c.Failures != 1 {

@@ -3,8 +3,6 @@ package balloon
 import (
 	"encoding/binary"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,33 +20,7 @@ const (
 )
 
 // recorder is the transport side of an activation.
-type recorder struct {
-	used, config atomic.Int32
-	mu           sync.Mutex
-	resetErr     error
-}
-
-func (r *recorder) Used(q *virtio.Queue) error {
-	if n, err := q.NeedsNotify(); err != nil || !n {
-		return err
-	}
-	r.used.Add(1)
-	return nil
-}
-
-func (r *recorder) ConfigChanged() error { r.config.Add(1); return nil }
-
-func (r *recorder) needsReset(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.resetErr = err
-}
-
-func (r *recorder) failure() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.resetErr
-}
+type recorder = virtiotest.Recorder
 
 // rig is a device with one fake driver per negotiated queue.
 type rig struct {
@@ -114,7 +86,7 @@ func startRig(t testing.TB, cfg Config, features uint64) *rig {
 func (r *rig) ctx() virtio.ActivateContext {
 	return virtio.ActivateContext{
 		Mem: r.mem, Features: r.features, Queues: r.queues, Notify: r.notify,
-		Interrupt: r.rec, NeedsReset: r.rec.needsReset, Log: slog.New(slog.DiscardHandler),
+		Interrupt: r.rec, NeedsReset: r.rec.NeedsReset, Log: slog.New(slog.DiscardHandler),
 	}
 }
 

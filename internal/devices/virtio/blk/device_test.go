@@ -154,7 +154,7 @@ func TestBadRequests(t *testing.T) {
 	if !bytes.Equal(r.fileBytes(), img) {
 		t.Fatal("a failed request changed the file")
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Fatalf("bad requests marked the device broken: %v", err)
 	}
 }
@@ -189,7 +189,7 @@ func TestMalformedChains(t *testing.T) {
 	if res := r.do(0, typeIn, 0, nil, SectorSize); res.status != statusOK {
 		t.Fatalf("good request after malformed ones: status %d", res.status)
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Fatalf("malformed chains marked the device broken: %v", err)
 	}
 }
@@ -414,8 +414,8 @@ func TestBrokenRingNeedsReset(t *testing.T) {
 	r := newRig(t, Config{Path: newImage(t, make([]byte, diskSize))})
 	r.qs[0].drv.SetAvailIdx(1000)
 	r.qs[0].notify.Signal()
-	waitFor(t, func() bool { return r.rec.failure() != nil })
-	if err := r.rec.failure(); !errors.Is(err, virtio.ErrAvailIndex) {
+	waitFor(t, func() bool { return r.rec.Failure() != nil })
+	if err := r.rec.Failure(); !errors.Is(err, virtio.ErrAvailIndex) {
 		t.Errorf("failure %v, want ErrAvailIndex", err)
 	}
 	r.dev.Reset()

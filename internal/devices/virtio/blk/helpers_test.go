@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,33 +22,7 @@ const (
 )
 
 // recorder is the transport side of an activation.
-type recorder struct {
-	interrupts atomic.Int32
-	mu         sync.Mutex
-	resetErr   error
-}
-
-func (r *recorder) Used(q *virtio.Queue) error {
-	if n, err := q.NeedsNotify(); err != nil || !n {
-		return err
-	}
-	r.interrupts.Add(1)
-	return nil
-}
-
-func (r *recorder) ConfigChanged() error { return nil }
-
-func (r *recorder) needsReset(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.resetErr = err
-}
-
-func (r *recorder) failure() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.resetErr
-}
+type recorder = virtiotest.Recorder
 
 // queueRig is the fake driver of one queue with its reusable buffers.
 type queueRig struct {
@@ -138,7 +110,7 @@ func activate(t *testing.T, dev *Device, features uint64) *rig {
 
 func (r *rig) ctx(features uint64) virtio.ActivateContext {
 	ctx := virtio.ActivateContext{
-		Mem: r.mem, Features: features, Interrupt: r.rec, NeedsReset: r.rec.needsReset, Log: quietLog(),
+		Mem: r.mem, Features: features, Interrupt: r.rec, NeedsReset: r.rec.NeedsReset, Log: quietLog(),
 	}
 	for _, q := range r.qs {
 		ctx.Queues = append(ctx.Queues, q.q)

@@ -31,7 +31,7 @@ func TestHostileGuest(t *testing.T) {
 	q.drv.SetAvailIdx(1)
 	q.notify.Signal()
 	time.Sleep(50 * time.Millisecond)
-	if err := r.rec.failure(); errors.Is(err, virtio.ErrDevicePanic) {
+	if err := r.rec.Failure(); errors.Is(err, virtio.ErrDevicePanic) {
 		t.Fatalf("device panicked: %v", err)
 	}
 
@@ -55,9 +55,9 @@ func TestHostileGuest(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	resets := 0
 	for round := range 300 {
-		if r.rec.failure() != nil {
-			if errors.Is(r.rec.failure(), virtio.ErrDevicePanic) {
-				t.Fatalf("round %d: device panicked: %v", round, r.rec.failure())
+		if r.rec.Failure() != nil {
+			if errors.Is(r.rec.Failure(), virtio.ErrDevicePanic) {
+				t.Fatalf("round %d: device panicked: %v", round, r.rec.Failure())
 			}
 			resets++
 			r.dev.Reset()
@@ -82,7 +82,7 @@ func TestHostileGuest(t *testing.T) {
 		}
 		q.notify.Signal()
 		deadline := time.Now().Add(5 * time.Second)
-		for q.drv.UsedIdx() != availIdx(t, r, q) && r.rec.failure() == nil && time.Now().Before(deadline) {
+		for q.drv.UsedIdx() != availIdx(t, r, q) && r.rec.Failure() == nil && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}

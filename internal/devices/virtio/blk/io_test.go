@@ -110,7 +110,7 @@ func TestHostIOErrors(t *testing.T) {
 	if res := r.do(0, typeOut, 0, make([]byte, SectorSize), 0); res.status != statusOK {
 		t.Errorf("write after the errors cleared: status %d", res.status)
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Errorf("I/O errors marked the device broken: %v", err)
 	}
 }

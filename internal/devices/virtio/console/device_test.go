@@ -158,7 +158,7 @@ func TestConsolePort(t *testing.T) {
 	r.kick(1)
 	eventually(t, func() bool { return out.String() == "hello, world\n" }, "console output (have %q)", &out)
 	eventually(t, func() bool { return r.g[1].UsedIdx() == 2 }, "transmit buffers back")
-	if r.rec.interrupts.Load() == 0 {
+	if r.rec.Interrupts.Load() == 0 {
 		t.Error("no interrupt")
 	}
 	if m := r.dev.Metrics(); m.ID != "console" || m.RxBytes != 13 || m.TxBytes != 13 {
@@ -376,7 +376,7 @@ func TestChannelBothWays(t *testing.T) {
 		t.Fatalf("host read %v, equal %v", err, bytes.Equal(got, out))
 	}
 	eventually(t, func() bool { return r.g[txQueue(1)].UsedIdx() == 3 }, "transmit buffers back")
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -531,7 +531,7 @@ func TestActivateChecks(t *testing.T) {
 	r.g[txQueue(1)].send([]byte("x"))
 	r.kick(txQueue(1))
 	time.Sleep(20 * time.Millisecond)
-	if r.g[txQueue(1)].UsedIdx() != 0 || r.rec.failure() != nil {
+	if r.g[txQueue(1)].UsedIdx() != 0 || r.rec.Failure() != nil {
 		t.Error("a port beyond 0 served without multiport")
 	}
 }
@@ -543,7 +543,7 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 	r.g[ctrlTxQueue].SetAvailIdx(1000)
 	r.kick(ctrlTxQueue)
 	var err error
-	eventually(t, func() bool { err = r.rec.failure(); return err != nil }, "NEEDS_RESET")
+	eventually(t, func() bool { err = r.rec.Failure(); return err != nil }, "NEEDS_RESET")
 	if !errors.Is(err, virtio.ErrAvailIndex) {
 		t.Errorf("failure %v", err)
 	}

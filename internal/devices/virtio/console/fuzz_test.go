@@ -98,7 +98,7 @@ func FuzzConsoleControl(f *testing.F) {
 		if !named {
 			t.Fatal("port 1 was not named after a clean start-up")
 		}
-		if err := r.rec.failure(); err != nil {
+		if err := r.rec.Failure(); err != nil {
 			t.Fatal(err)
 		}
 		var cfg [4]byte

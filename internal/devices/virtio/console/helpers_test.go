@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,33 +23,7 @@ const (
 var quiet = slog.New(slog.DiscardHandler)
 
 // recorder is the transport side of an activation.
-type recorder struct {
-	interrupts atomic.Int32
-	mu         sync.Mutex
-	resetErr   error
-}
-
-func (r *recorder) Used(q *virtio.Queue) error {
-	if n, err := q.NeedsNotify(); err != nil || !n {
-		return err
-	}
-	r.interrupts.Add(1)
-	return nil
-}
-
-func (r *recorder) ConfigChanged() error { return nil }
-
-func (r *recorder) needsReset(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.resetErr = err
-}
-
-func (r *recorder) failure() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.resetErr
-}
+type recorder = virtiotest.Recorder
 
 // gq is the guest side of one queue: a fake driver that remembers where
 // the buffers it posted live.
@@ -143,7 +115,7 @@ func newRig(t testing.TB, cfg Config, features uint64) *rig {
 func (r *rig) ctx() virtio.ActivateContext {
 	return virtio.ActivateContext{
 		Mem: r.mem, Features: r.feat, Queues: r.q, Notify: r.notify,
-		Interrupt: r.rec, NeedsReset: r.rec.needsReset, Log: quiet,
+		Interrupt: r.rec, NeedsReset: r.rec.NeedsReset, Log: quiet,
 	}
 }
 

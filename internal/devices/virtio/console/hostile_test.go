@@ -58,7 +58,7 @@ func TestHostileControl(t *testing.T) {
 	if m := r.received(); len(m) != 1 {
 		t.Fatalf("%d messages after a DEVICE_READY flood, want 1", len(m))
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Fatal(err)
 	}
 }

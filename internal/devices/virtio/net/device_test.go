@@ -76,14 +76,14 @@ func TestConfigSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.dev.ReadConfig(6, one)
-	if one[0] != 0 || r.rec.configs.Load() != 1 || r.dev.LinkUp() {
-		t.Errorf("link down: status %d, %d config interrupts", one[0], r.rec.configs.Load())
+	if one[0] != 0 || r.rec.Configs.Load() != 1 || r.dev.LinkUp() {
+		t.Errorf("link down: status %d, %d config interrupts", one[0], r.rec.Configs.Load())
 	}
 	r.dev.SetLink(false)
 	r.dev.SetLink(true)
 	r.dev.ReadConfig(6, one)
-	if one[0] != statusLinkUp || r.rec.configs.Load() != 2 {
-		t.Errorf("link up: status %d, %d config interrupts", one[0], r.rec.configs.Load())
+	if one[0] != statusLinkUp || r.rec.Configs.Load() != 2 {
+		t.Errorf("link up: status %d, %d config interrupts", one[0], r.rec.Configs.Load())
 	}
 }
 
@@ -118,7 +118,7 @@ func TestTransmit(t *testing.T) {
 	if s := r.dev.Stats()[0]; s.TxPackets != 4 || s.TxBytes != 3000+60000 || s.TxDropped != 0 {
 		t.Errorf("stats %+v", s)
 	}
-	if r.rec.used.Load() == 0 {
+	if r.rec.Interrupts.Load() == 0 {
 		t.Error("no used-buffer interrupt")
 	}
 }
@@ -196,7 +196,7 @@ func TestTransmitHostile(t *testing.T) {
 	if s := r.dev.Stats()[0]; s.TxDropped != uint64(len(bad)+2) || s.TxPackets != 1 {
 		t.Errorf("stats %+v, want %d drops", s, len(bad)+2)
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Errorf("device asked for a reset: %v", err)
 	}
 }
@@ -377,7 +377,7 @@ func TestControlQueue(t *testing.T) {
 			t.Errorf("request %d: used length %d, want %d", i, n, want)
 		}
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Errorf("device asked for a reset: %v", err)
 	}
 }
@@ -459,8 +459,8 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 	r := newRig(t, Config{}, linuxFeatures)
 	r.tx(0).SetAvailIdx(1000)
 	r.kick(1)
-	waitFor(t, "a reset request", func() bool { return r.rec.failure() != nil })
-	if err := r.rec.failure(); !errors.Is(err, virtio.ErrAvailIndex) {
+	waitFor(t, "a reset request", func() bool { return r.rec.Failure() != nil })
+	if err := r.rec.Failure(); !errors.Is(err, virtio.ErrAvailIndex) {
 		t.Errorf("failure %v", err)
 	}
 	r.dev.Reset()

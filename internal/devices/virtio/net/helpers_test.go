@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,35 +117,7 @@ func (f *fakeTap) take(t testing.TB, q int, wait time.Duration) []byte {
 }
 
 // recorder is the transport side of an activation.
-type recorder struct {
-	used, configs atomic.Int32
-	mu            sync.Mutex
-	resetErr      error
-}
-
-func (r *recorder) Used(q *virtio.Queue) error {
-	if n, err := q.NeedsNotify(); err != nil || !n {
-		return err
-	}
-	r.used.Add(1)
-	return nil
-}
-
-func (r *recorder) ConfigChanged() error { r.configs.Add(1); return nil }
-
-func (r *recorder) needsReset(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.resetErr == nil {
-		r.resetErr = err
-	}
-}
-
-func (r *recorder) failure() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.resetErr
-}
+type recorder = virtiotest.Recorder
 
 const (
 	memSize  = 32 << 20
@@ -215,7 +186,7 @@ func buildRig(t testing.TB, cfg Config, features uint64) *rig {
 func (r *rig) ctx() virtio.ActivateContext {
 	return virtio.ActivateContext{
 		Mem: r.mem, Features: r.features, Queues: r.queues, Notify: r.notify,
-		Interrupt: r.rec, NeedsReset: r.rec.needsReset, Log: slog.New(slog.DiscardHandler),
+		Interrupt: r.rec, NeedsReset: r.rec.NeedsReset, Log: slog.New(slog.DiscardHandler),
 	}
 }
 

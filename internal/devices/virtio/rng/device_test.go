@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,33 +37,7 @@ func (f failing) Read([]byte) (int, error) {
 }
 
 // recorder is the transport side of an activation.
-type recorder struct {
-	interrupts atomic.Int32
-	mu         sync.Mutex
-	resetErr   error
-}
-
-func (r *recorder) Used(q *virtio.Queue) error {
-	if n, err := q.NeedsNotify(); err != nil || !n {
-		return err
-	}
-	r.interrupts.Add(1)
-	return nil
-}
-
-func (r *recorder) ConfigChanged() error { return nil }
-
-func (r *recorder) needsReset(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.resetErr = err
-}
-
-func (r *recorder) failure() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.resetErr
-}
+type recorder = virtiotest.Recorder
 
 type rig struct {
 	mem    *guestmem.Memory
@@ -106,7 +78,7 @@ func newRig(t *testing.T, cfg Config, n uint16, features uint64) *rig {
 func (r *rig) ctx() virtio.ActivateContext {
 	return virtio.ActivateContext{
 		Mem: r.mem, Features: features, Queues: []*virtio.Queue{r.q},
-		Notify: []*hostos.EventFD{r.notify}, Interrupt: r.rec, NeedsReset: r.rec.needsReset,
+		Notify: []*hostos.EventFD{r.notify}, Interrupt: r.rec, NeedsReset: r.rec.NeedsReset,
 		Log: slog.New(slog.DiscardHandler),
 	}
 }
@@ -153,7 +125,7 @@ func TestFillsBuffers(t *testing.T) {
 	if got := virtiotest.Bytes(t, r.mem, in, 4); !bytes.Equal(got, make([]byte, 4)) {
 		t.Errorf("device-readable buffer was written: %x", got)
 	}
-	if r.rec.interrupts.Load() == 0 {
+	if r.rec.Interrupts.Load() == 0 {
 		t.Error("no interrupt")
 	}
 }
@@ -190,7 +162,7 @@ func TestMalformedRequestIsDropped(t *testing.T) {
 	if id, n := r.used(t); id != 1 || n != 16 {
 		t.Errorf("good request after it: %d/%d", id, n)
 	}
-	if err := r.rec.failure(); err != nil {
+	if err := r.rec.Failure(); err != nil {
 		t.Errorf("device marked broken: %v", err)
 	}
 }
@@ -199,7 +171,7 @@ func waitFailure(t *testing.T, r *rig) error {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if err := r.rec.failure(); err != nil {
+		if err := r.rec.Failure(); err != nil {
 			return err
 		}
 		time.Sleep(time.Millisecond)

@@ -126,14 +126,14 @@ func TestBrokenQueueNeedsReset(t *testing.T) {
 	g.drv[txQueue].SetAvailIdx(1000)
 	g.notify[txQueue].Signal()
 	deadline := time.Now().Add(readWait)
-	for g.irq.failed() == nil {
+	for g.irq.Failure() == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("no NEEDS_RESET")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if !errors.Is(g.irq.failed(), virtio.ErrAvailIndex) {
-		t.Errorf("failure %v", g.irq.failed())
+	if !errors.Is(g.irq.Failure(), virtio.ErrAvailIndex) {
+		t.Errorf("failure %v", g.irq.Failure())
 	}
 	d.Reset()
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,36 +33,7 @@ const (
 )
 
 // recorder is the transport side of an activation.
-type recorder struct {
-	mu         sync.Mutex
-	interrupts int
-	failure    error
-}
-
-func (r *recorder) Used(q *virtio.Queue) error {
-	n, err := q.NeedsNotify()
-	if err != nil || !n {
-		return err
-	}
-	r.mu.Lock()
-	r.interrupts++
-	r.mu.Unlock()
-	return nil
-}
-
-func (r *recorder) ConfigChanged() error { return nil }
-
-func (r *recorder) needsReset(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.failure = err
-}
-
-func (r *recorder) failed() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.failure
-}
+type recorder = virtiotest.Recorder
 
 // guest is a fake guest driver for the three queues, plus the host
 // socket path; the muxer is driven synchronously with pump.
@@ -122,7 +92,7 @@ func newGuestQueues(t testing.TB) *guest {
 func (g *guest) ctx() virtio.ActivateContext {
 	return virtio.ActivateContext{
 		Mem: g.mem, Features: testFeats, Queues: g.queues[:], Notify: g.notify[:],
-		Interrupt: g.irq, NeedsReset: g.irq.needsReset, Log: slog.New(slog.DiscardHandler),
+		Interrupt: g.irq, NeedsReset: g.irq.NeedsReset, Log: slog.New(slog.DiscardHandler),
 	}
 }
 

@@ -103,7 +103,7 @@ func TestMalformedChains(t *testing.T) {
 	if _, n, ok := ev.NextUsed(); !ok || n != 4 {
 		t.Fatalf("event buffer used with %d bytes", n)
 	}
-	if g.irq.failed() != nil {
-		t.Fatal(g.irq.failed())
+	if g.irq.Failure() != nil {
+		t.Fatal(g.irq.Failure())
 	}
 }
