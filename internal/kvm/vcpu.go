@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vireo-vmm/vireo/internal/rtsyscall"
 )
 
 // VCPU is a KVM virtual CPU and its kvm_run mapping.
@@ -37,7 +39,7 @@ var ErrInterrupted = errors.New("kvm: KVM_RUN interrupted")
 // interrupted run returns ErrInterrupted so kicks reach the run loop.
 // It does not allocate.
 func (c *VCPU) Run() error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, c.fd(), ioctlRun, 0)
+	_, _, e := rtsyscall.Blocking6(unix.SYS_IOCTL, c.fd(), ioctlRun, 0, 0, 0, 0)
 	switch e {
 	case 0:
 		return nil

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vireo-vmm/vireo/internal/hostos"
+	"github.com/vireo-vmm/vireo/internal/rtsyscall"
 )
 
 // TimerEvent is the event index passed to a worker's handler when the
@@ -106,8 +107,7 @@ func (w *Worker) loop(cfg WorkerConfig) error {
 			ts = unix.NsecToTimespec(max(int64(time.Until(deadline)), 0))
 			tsp = &ts
 		}
-		_, err := unix.Ppoll(fds, tsp, nil)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := rtsyscall.Ppoll(fds, tsp); err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("virtio: waiting for events: %w", err)
 		}
 		if fds[0].Revents != 0 {

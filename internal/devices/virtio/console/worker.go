@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vireo-vmm/vireo/internal/hostos"
+	"github.com/vireo-vmm/vireo/internal/rtsyscall"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
@@ -55,7 +56,7 @@ func (d *Device) loop(stop *hostos.EventFD) error {
 			d.timeout = unix.NsecToTimespec(int64(wait))
 			ts = &d.timeout
 		}
-		if _, err := unix.Ppoll(d.pfds[:n], ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := rtsyscall.Ppoll(d.pfds[:n], ts); err != nil && !errors.Is(err, unix.EINTR) {
 			return fmt.Errorf("waiting for events: %w", err)
 		}
 		if d.pfds[0].Revents != 0 {

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vireo-vmm/vireo/internal/hostos"
+	"github.com/vireo-vmm/vireo/internal/rtsyscall"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
@@ -178,7 +179,7 @@ func (p *pair) loop() error {
 		if busy {
 			ts = &p.zero
 		}
-		if _, err := unix.Ppoll(p.pfd[:], ts, nil); err != nil && err != unix.EINTR {
+		if _, err := rtsyscall.Ppoll(p.pfd[:], ts); err != nil && err != unix.EINTR {
 			return fmt.Errorf("net: waiting for events: %w", err)
 		}
 		if p.pfd[slotStop].Revents != 0 {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vireo-vmm/vireo/internal/hostos"
+	"github.com/vireo-vmm/vireo/internal/rtsyscall"
 	"github.com/vireo-vmm/vireo/internal/virtio"
 )
 
@@ -200,7 +201,7 @@ func (m *muxer) run() error {
 		return err
 	}
 	for {
-		n, err := unix.EpollWait(m.epfd, m.events, m.timeout())
+		n, err := rtsyscall.EpollWait(m.epfd, m.events, m.timeout())
 		if err == unix.EINTR {
 			continue
 		}
