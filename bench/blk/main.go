@@ -26,6 +26,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,8 +36,10 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/vireo-vmm/vireo/bench/internal/harness"
 	"github.com/vireo-vmm/vireo/internal/guestimg"
 )
 
@@ -106,12 +109,18 @@ type sample struct {
 	bytes   int64
 	seconds float64 // as the guest timed it
 	cpu     cpuTimes
+	kvm     map[string]uint64 // increases of KVM's vCPU statistics (kvmStatNames)
+	ios     float64           // requests: 1 MiB ones, or the random reads
 }
+
+// kvmStatNames are the KVM statistics sampled around each measurement.
+var kvmStatNames = []string{"insn_emulation", "exits", "mmio_exits", "irq_injections", "halt_exits"}
 
 // subject is one VMM under test.
 type subject struct {
 	name  string
 	vm    *vm
+	qmp   *harness.QMP
 	vcpus []int
 	res   [][]sample // per test
 	idle  []sample   // the guest tool sleeping: the VMM's background cost
@@ -174,7 +183,10 @@ func run(args []string) error {
 		if _, err := v.waitLine(regexp.MustCompile(regexp.QuoteMeta(guestReady)), o.timeout); err != nil {
 			return err
 		}
-		if s.vcpus, err = vcpuThreads(sock, 30*time.Second); err != nil {
+		if s.qmp, err = harness.DialQMP(context.Background(), sock, 30*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if s.vcpus, err = s.qmp.VCPUThreads(); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		return nil
@@ -225,8 +237,8 @@ func run(args []string) error {
 					return fmt.Errorf("%s: %s, round %d: %w", s.name, t.name, r+1, err)
 				}
 				s.res[ti] = append(s.res[ti], sm)
-				fmt.Fprintf(os.Stderr, "round %d %-5s %-18s %9.1f %-4s  CPU %6.2f s/GiB (%6.2f s/GiB outside vCPUs)\n",
-					r+1, s.name, t.name, sm.rate, t.unit, perGiB(sm.cpu.total, sm.bytes), perGiB(sm.cpu.other(), sm.bytes))
+				fmt.Fprintf(os.Stderr, "round %d %-5s %-18s %9.1f %-4s  CPU %6.2f s/GiB (%6.2f s/GiB outside vCPUs)  per request: %s\n",
+					r+1, s.name, t.name, sm.rate, t.unit, perGiB(sm.cpu.total, sm.bytes), perGiB(sm.cpu.other(), sm.bytes), perRequest(sm))
 			}
 		}
 	}
@@ -248,6 +260,12 @@ func measure(s *subject, command string, timeout time.Duration) (sample, error) 
 	if _, err := s.vm.waitLine(regexp.MustCompile(regexp.QuoteMeta(command)+`\r?\n`), timeout); err != nil {
 		return sample{}, err
 	}
+	// KVM's statistics are read just outside the CPU window, so that the
+	// VMMs' QMP work is not counted as disk work.
+	kvm0, err := s.qmp.KVMStats(kvmStatNames...)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s: %w", s.name, err)
+	}
 	before, err := readThreads(s.vm.pid())
 	if err != nil {
 		return sample{}, err
@@ -260,6 +278,10 @@ func measure(s *subject, command string, timeout time.Duration) (sample, error) 
 	if err != nil {
 		return sample{}, err
 	}
+	kvm1, err := s.qmp.KVMStats(kvmStatNames...)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s: %w", s.name, err)
+	}
 	if m[1] == "ERROR" {
 		return sample{}, fmt.Errorf("%w: %s%s", ErrGuest, m[2], m[3])
 	}
@@ -271,11 +293,14 @@ func measure(s *subject, command string, timeout time.Duration) (sample, error) 
 	if secs <= 0 || (bytes <= 0 && m[2] != "idle") {
 		return sample{}, fmt.Errorf("%w: result %q", ErrGuest, m[0])
 	}
-	sm := sample{bytes: int64(bytes), seconds: secs, cpu: cpuDelta(before, after, s.vcpus)}
+	sm := sample{bytes: int64(bytes), seconds: secs, cpu: cpuDelta(before, after, s.vcpus), kvm: map[string]uint64{}}
+	for k, v := range kvm1 {
+		sm.kvm[k] = v - kvm0[k]
+	}
 	if ios, ok := kv["ios"]; ok {
-		sm.rate = ios / secs
+		sm.rate, sm.ios = ios/secs, ios
 	} else {
-		sm.rate = bytes / 1e6 / secs
+		sm.rate, sm.ios = bytes/1e6/secs, bytes/(1<<20)
 	}
 	return sm, nil
 }
@@ -288,4 +313,13 @@ func perSecond(d time.Duration, secs float64) float64 {
 // perGiB is CPU seconds per GiB moved.
 func perGiB(d time.Duration, bytes int64) float64 {
 	return d.Seconds() / (float64(bytes) / (1 << 30))
+}
+
+// perRequest prints KVM's statistics per request of a sample.
+func perRequest(sm sample) string {
+	var b strings.Builder
+	for _, n := range kvmStatNames {
+		fmt.Fprintf(&b, " %s=%.1f", n, float64(sm.kvm[n])/sm.ios)
+	}
+	return strings.TrimSpace(b.String())
 }

@@ -22,6 +22,14 @@ const (
 	targetCPU        = 1.0 // Vireo at most 1.0x QEMU's CPU per GiB
 )
 
+// kvmRows are the KVM statistics reported per request.
+var kvmRows = []struct{ stat, label, format string }{
+	{"insn_emulation", "guest instructions emulated by KVM", "%.0f"},
+	{"exits", "KVM exits", "%.1f"},
+	{"mmio_exits", "MMIO exits to the VMM", "%.1f"},
+	{"irq_injections", "interrupts injected", "%.2f"},
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -110,6 +118,22 @@ func report(o *options, subjects []*subject, when time.Time) string {
 			}
 			fmt.Fprintf(&b, "| %s: %s | %s | %s | %s | ≤ %.1fx | %s |\n", t.name, label,
 				stats(cpu(v, other), "%.2f"), stats(cpu(q, other), "%.2f"), ratio, targetCPU, verdict(ok))
+		}
+		perReq := func(s *subject, stat string) []float64 {
+			out := make([]float64, len(s.res[ti]))
+			for i, sm := range s.res[ti] {
+				out[i] = float64(sm.kvm[stat]) / sm.ios
+			}
+			return out
+		}
+		for _, k := range kvmRows {
+			vk, qk := perReq(v, k.stat), perReq(q, k.stat)
+			ratio := "–"
+			if median(qk) > 0 {
+				ratio = fmt.Sprintf("%.2fx", median(vk)/median(qk))
+			}
+			fmt.Fprintf(&b, "| %s: %s per request | %s | %s | %s | | |\n", t.name, k.label,
+				stats(vk, k.format), stats(qk, k.format), ratio)
 		}
 	}
 	idle := func(s *subject, other bool) []float64 {

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os/exec"
 	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,7 +15,6 @@ import (
 // Errors of driving a VMM.
 var (
 	ErrConsole = errors.New("guest console")
-	ErrQMP     = errors.New("qmp")
 )
 
 // vm is one running VMM process: its console output is collected and
@@ -110,66 +105,4 @@ func (v *vm) tail() string {
 func (v *vm) kill() {
 	syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
 	<-v.done
-}
-
-// vcpuThreads asks the VMM's QMP socket for its vCPU threads
-// (query-cpus-fast), waiting up to timeout for the socket.
-func vcpuThreads(sock string, timeout time.Duration) ([]int, error) {
-	var c net.Conn
-	var err error
-	for deadline := time.Now().Add(timeout); ; {
-		if c, err = net.Dial("unix", sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: %s: %w", ErrQMP, sock, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	r := bufio.NewReader(c)
-	// reply reads lines until one carries "return" or "error" (events and
-	// the greeting are skipped).
-	reply := func() (json.RawMessage, error) {
-		for {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrQMP, err)
-			}
-			var m map[string]json.RawMessage
-			if json.Unmarshal(line, &m) != nil {
-				continue
-			}
-			if e, ok := m["error"]; ok {
-				return nil, fmt.Errorf("%w: %s", ErrQMP, e)
-			}
-			if ret, ok := m["return"]; ok {
-				return ret, nil
-			}
-		}
-	}
-	for _, cmd := range []string{`{"execute":"qmp_capabilities"}`, `{"execute":"query-cpus-fast"}`} {
-		if _, err := io.WriteString(c, cmd+"\n"); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrQMP, err)
-		}
-		ret, err := reply()
-		if err != nil {
-			return nil, err
-		}
-		if strings.Contains(cmd, "query-cpus-fast") {
-			var cpus []struct {
-				ThreadID int `json:"thread-id"`
-			}
-			if err := json.Unmarshal(ret, &cpus); err != nil || len(cpus) == 0 {
-				return nil, fmt.Errorf("%w: query-cpus-fast: %s", ErrQMP, ret)
-			}
-			tids := make([]int, len(cpus))
-			for i, c := range cpus {
-				tids[i] = c.ThreadID
-			}
-			return tids, nil
-		}
-	}
-	return nil, ErrQMP
 }

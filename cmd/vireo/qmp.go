@@ -167,6 +167,18 @@ func (m qmpMachine) CPUs() []qmp.CPU {
 	return out
 }
 
+func (m qmpMachine) KVMStats(target string) ([]qmp.StatsSet, error) {
+	sets, err := m.ctl.KVMStats(target == "vcpu")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]qmp.StatsSet, len(sets))
+	for i, s := range sets {
+		out[i] = qmp.StatsSet{VCPU: s.VCPU, Stats: s.Stats}
+	}
+	return out, nil
+}
+
 func (m qmpMachine) Blocks() []qmp.BlockDevice {
 	devs := m.ctl.BlockDevices()
 	out := make([]qmp.BlockDevice, len(devs))

@@ -190,5 +190,14 @@ func TestIRQChipAndStats(t *testing.T) {
 		if err != nil || len(vals) == 0 {
 			t.Fatalf("stats: %v, %d values", err, len(vals))
 		}
+		all, err := st.ReadAll()
+		if err != nil || len(all) != len(vals) {
+			t.Fatalf("ReadAll: %v, %d stats, Read has %d", err, len(all), len(vals))
+		}
+		for _, s := range all {
+			if s.Type() == "" || len(s.Values) != s.Size {
+				t.Errorf("stat %+v: type %q, %d values", s.StatDesc, s.Type(), len(s.Values))
+			}
+		}
 	}
 }

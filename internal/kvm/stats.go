@@ -16,10 +16,67 @@ type Stats struct {
 
 // StatDesc describes one statistic.
 type StatDesc struct {
-	Name   string
-	Flags  uint32
-	Size   int // number of uint64 values
-	Offset int
+	Name       string
+	Flags      uint32 // type, unit and base (KVM_STATS_TYPE_*, _UNIT_*, _BASE_*)
+	Exponent   int    // the value is value * Base^Exponent Units
+	Size       int    // number of uint64 values (buckets of a histogram)
+	Offset     int
+	BucketSize int // linear histograms: the width of a bucket
+}
+
+// Fields of StatDesc.Flags (include/uapi/linux/kvm.h).
+const (
+	statsTypeMask  = 0xf
+	statsUnitShift = 4
+	statsUnitMask  = 0xf
+	statsBaseShift = 8
+	statsBaseMask  = 0xf
+)
+
+// statsTypes and statsUnits name KVM's statistic types and units.
+var (
+	statsTypes = [...]string{"cumulative", "instant", "peak", "linear-histogram", "log2-histogram"}
+	statsUnits = [...]string{"", "bytes", "seconds", "cycles", "boolean"}
+)
+
+// Type is the statistic's kind: "cumulative", "instant", "peak",
+// "linear-histogram" or "log2-histogram" ("" for a kind this package
+// does not know).
+func (d StatDesc) Type() string {
+	if t := int(d.Flags & statsTypeMask); t < len(statsTypes) {
+		return statsTypes[t]
+	}
+	return ""
+}
+
+// Unit is what the value counts: "bytes", "seconds", "cycles",
+// "boolean", or "" for a plain number.
+func (d StatDesc) Unit() string {
+	if u := int(d.Flags >> statsUnitShift & statsUnitMask); u < len(statsUnits) {
+		return statsUnits[u]
+	}
+	return ""
+}
+
+// Base is the base of Exponent: 10 or 2.
+func (d StatDesc) Base() int {
+	if d.Flags>>statsBaseShift&statsBaseMask == 1 {
+		return 2
+	}
+	return 10
+}
+
+// Histogram reports whether the statistic is a histogram (a list of
+// bucket counts rather than one value).
+func (d StatDesc) Histogram() bool {
+	t := d.Flags & statsTypeMask
+	return t == 3 || t == 4
+}
+
+// Stat is one statistic's descriptor and current value(s).
+type Stat struct {
+	StatDesc
+	Values []uint64 // one value, or a histogram's buckets
 }
 
 func openStats(fd uintptr) (*Stats, error) {
@@ -61,7 +118,11 @@ func (s *Stats) readDescs() error {
 		if j := bytes.IndexByte(name, 0); j >= 0 {
 			name = name[:j]
 		}
-		s.descs = append(s.descs, StatDesc{Name: string(name), Flags: sd.Flags, Size: int(sd.Size), Offset: int(sd.Offset)})
+		if sd.Size == 0 || sd.Size > 1024 || sd.Offset > 1<<20 {
+			return fmt.Errorf("kvm: statistic %q: implausible descriptor (%d values at offset %d)", name, sd.Size, sd.Offset)
+		}
+		s.descs = append(s.descs, StatDesc{Name: string(name), Flags: sd.Flags, Exponent: int(sd.Exponent),
+			Size: int(sd.Size), Offset: int(sd.Offset), BucketSize: int(sd.Bucket_size)})
 	}
 	s.data = int64(h.Data_offset)
 	return nil
@@ -70,9 +131,9 @@ func (s *Stats) readDescs() error {
 // Descriptors lists the statistics.
 func (s *Stats) Descriptors() []StatDesc { return s.descs }
 
-// Read returns the current value of every single-valued statistic by name
-// (histograms are summed).
-func (s *Stats) Read() (map[string]uint64, error) {
+// ReadAll returns every statistic with its current value(s), in the
+// order of the descriptors.
+func (s *Stats) ReadAll() ([]Stat, error) {
 	end := 0
 	for _, d := range s.descs {
 		if e := d.Offset + 8*d.Size; e > end {
@@ -83,13 +144,31 @@ func (s *Stats) Read() (map[string]uint64, error) {
 	if _, err := s.f.ReadAt(buf, s.data); err != nil {
 		return nil, fmt.Errorf("kvm: reading stats: %w", err)
 	}
-	out := make(map[string]uint64, len(s.descs))
-	for _, d := range s.descs {
-		var v uint64
-		for i := 0; i < d.Size; i++ {
-			v += binary.LittleEndian.Uint64(buf[d.Offset+8*i:])
+	out := make([]Stat, len(s.descs))
+	for i, d := range s.descs {
+		vals := make([]uint64, d.Size)
+		for j := range vals {
+			vals[j] = binary.LittleEndian.Uint64(buf[d.Offset+8*j:])
 		}
-		out[d.Name] = v
+		out[i] = Stat{StatDesc: d, Values: vals}
+	}
+	return out, nil
+}
+
+// Read returns the current value of every statistic by name
+// (histograms are summed).
+func (s *Stats) Read() (map[string]uint64, error) {
+	all, err := s.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(all))
+	for _, st := range all {
+		var v uint64
+		for _, x := range st.Values {
+			v += x
+		}
+		out[st.Name] = v
 	}
 	return out, nil
 }

@@ -110,6 +110,9 @@ type VCPU struct {
 	// kick holds it shared; the thread takes it exclusively to close.
 	life   sync.RWMutex
 	closed bool
+	// kstats is KVM's statistics file for the vCPU (nil when the host
+	// has none); set before ready is closed, closed when the thread ends.
+	kstats *kvm.Stats
 }
 
 // Stats counts exits by kind. Fields are updated atomically by the vCPU thread.
@@ -147,6 +150,20 @@ func (v *VCPU) ID() int { return v.cfg.ID }
 
 // Stats returns the exit counters.
 func (v *VCPU) Stats() *Stats { return &v.stats }
+
+// ErrNoStats is returned by KVMStats when the host's KVM offers no
+// binary statistics (KVM_CAP_BINARY_STATS_FD, Linux 5.14).
+var ErrNoStats = errors.New("vcpu: KVM has no binary statistics")
+
+// KVMStats reads KVM's own statistics of the vCPU: exits by kind,
+// emulated instructions, injected interrupts, halt polling, ... Any
+// goroutine may call it; after the vCPU has ended it fails.
+func (v *VCPU) KVMStats() ([]kvm.Stat, error) {
+	if v.kstats == nil {
+		return nil, ErrNoStats
+	}
+	return v.kstats.ReadAll()
+}
 
 // Done is closed when the vCPU thread has ended and its KVM vCPU is closed.
 func (v *VCPU) Done() <-chan struct{} { return v.exited }
@@ -224,9 +241,17 @@ func (v *VCPU) loop(paused bool) {
 		v.ready <- err
 		return
 	}
+	if st, err := cpu.StatsFD(); err == nil {
+		v.kstats = st
+	} else {
+		v.cfg.Log.Debug("no KVM statistics for the vCPU", "vcpu", v.cfg.ID, "err", err)
+	}
 	defer func() {
 		v.life.Lock()
 		v.closed = true
+		if v.kstats != nil {
+			v.kstats.Close()
+		}
 		cpu.Close()
 		v.life.Unlock()
 	}()

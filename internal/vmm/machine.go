@@ -112,6 +112,7 @@ type Machine struct {
 	log    *slog.Logger
 	sys    *kvm.System
 	vm     *kvm.VM
+	kstats *kvm.Stats // KVM's statistics of the VM; nil when the host has none
 	mem    *guestmem.Memory
 	pio    bus.Bus
 	mmio   bus.Bus
@@ -158,6 +159,10 @@ func buildMachine(sys *kvm.System, cfg Config, from *restoreFrom) (_ *Machine, e
 	}()
 	if m.vm, err = sys.CreateVM(); err != nil {
 		return nil, err
+	}
+	if m.kstats, err = m.vm.StatsFD(); err != nil {
+		m.log.Debug("no KVM statistics for the VM", "err", err)
+		m.kstats, err = nil, nil
 	}
 	if err = m.setupPlatform(); err != nil {
 		return nil, err
@@ -405,6 +410,9 @@ func (m *Machine) Close() {
 			m.serial.Close()
 		}
 		m.closeVirtio()
+		if m.kstats != nil {
+			m.kstats.Close()
+		}
 		if m.vm != nil {
 			m.vm.Close()
 		}

@@ -1,13 +1,17 @@
 package vmm
 
 import (
+	"fmt"
+
 	"github.com/vireo-vmm/vireo/internal/devices/virtio/balloon"
 	"github.com/vireo-vmm/vireo/internal/devices/virtio/blk"
 	vconsole "github.com/vireo-vmm/vireo/internal/devices/virtio/console"
 	vnet "github.com/vireo-vmm/vireo/internal/devices/virtio/net"
 	"github.com/vireo-vmm/vireo/internal/devices/virtio/rng"
 	"github.com/vireo-vmm/vireo/internal/devices/virtio/vsock"
+	"github.com/vireo-vmm/vireo/internal/kvm"
 	"github.com/vireo-vmm/vireo/internal/metrics"
+	"github.com/vireo-vmm/vireo/internal/vcpu"
 )
 
 // meters are a machine's devices that keep counters. They are collected
@@ -87,4 +91,39 @@ func (c *Controller) Metrics() metrics.Snapshot {
 		return metrics.Snapshot{}
 	}
 	return m.metrics()
+}
+
+// KVMStatsSet is KVM's statistics of the VM (VCPU -1) or of one vCPU.
+type KVMStatsSet struct {
+	VCPU  int
+	Stats []kvm.Stat
+}
+
+// KVMStats reads KVM's statistics of the current machine: the VM's own
+// (vcpus false) or each vCPU's. Before the machine exists there are
+// none; a host without binary statistics gives vcpu.ErrNoStats.
+func (c *Controller) KVMStats(vcpus bool) ([]KVMStatsSet, error) {
+	m := c.Machine()
+	if m == nil {
+		return nil, nil
+	}
+	if !vcpus {
+		if m.kstats == nil {
+			return nil, vcpu.ErrNoStats
+		}
+		st, err := m.kstats.ReadAll()
+		if err != nil {
+			return nil, err
+		}
+		return []KVMStatsSet{{VCPU: -1, Stats: st}}, nil
+	}
+	out := make([]KVMStatsSet, 0, len(m.vcpus))
+	for _, v := range m.vcpus {
+		st, err := v.KVMStats()
+		if err != nil {
+			return nil, fmt.Errorf("vCPU %d: %w", v.ID(), err)
+		}
+		out = append(out, KVMStatsSet{VCPU: v.ID(), Stats: st})
+	}
+	return out, nil
 }

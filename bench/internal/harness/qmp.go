@@ -149,3 +149,58 @@ func isReply(line []byte) bool {
 
 // Close ends the session.
 func (q *QMP) Close() error { return q.conn.Close() }
+
+// VCPUThreads returns the host thread ids of the VMM's vCPUs
+// (query-cpus-fast).
+func (q *QMP) VCPUThreads() ([]int, error) {
+	ret, err := q.Call("query-cpus-fast", nil)
+	if err != nil {
+		return nil, err
+	}
+	var cpus []struct {
+		ThreadID int `json:"thread-id"`
+	}
+	if err := json.Unmarshal(ret, &cpus); err != nil || len(cpus) == 0 {
+		return nil, fmt.Errorf("%w: query-cpus-fast: %.200s", ErrQMP, ret)
+	}
+	tids := make([]int, len(cpus))
+	for i, c := range cpus {
+		tids[i] = c.ThreadID
+	}
+	return tids, nil
+}
+
+// KVMStats reads KVM's statistics of the vCPUs (query-stats, QEMU 7.1
+// and later, and Vireo) and returns each named one summed over the
+// vCPUs. KVM keeps them in the kernel, so they count the same things
+// whichever VMM runs the guest: exits, emulated instructions, injected
+// interrupts.
+func (q *QMP) KVMStats(names ...string) (map[string]uint64, error) {
+	ret, err := q.Call("query-stats", map[string]any{
+		"target":    "vcpu",
+		"providers": []any{map[string]any{"provider": "kvm", "names": names}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var res []struct {
+		Stats []struct {
+			Name  string          `json:"name"`
+			Value json.RawMessage `json:"value"`
+		} `json:"stats"`
+	}
+	if err := json.Unmarshal(ret, &res); err != nil {
+		return nil, fmt.Errorf("%w: query-stats: %w", ErrQMP, err)
+	}
+	out := make(map[string]uint64, len(names))
+	for _, r := range res {
+		for _, st := range r.Stats {
+			var v uint64
+			if err := json.Unmarshal(st.Value, &v); err != nil {
+				return nil, fmt.Errorf("%w: query-stats: %s is not a count: %.40s", ErrQMP, st.Name, st.Value)
+			}
+			out[st.Name] += v
+		}
+	}
+	return out, nil
+}

@@ -124,3 +124,35 @@ func TestIsReply(t *testing.T) {
 		}
 	}
 }
+
+func TestQMPVCPUsAndKVMStats(t *testing.T) {
+	sock := fakeQMP(t, func(line string) []string {
+		switch {
+		case strings.Contains(line, "qmp_capabilities"):
+			return []string{`{"return": {}}`}
+		case strings.Contains(line, "query-cpus-fast"):
+			return []string{`{"return": [{"thread-id": 11, "cpu-index": 0}, {"thread-id": 12, "cpu-index": 1}]}`}
+		case strings.Contains(line, `"names":["exits","irq_injections"]`):
+			return []string{`{"return": [{"provider": "kvm", "qom-path": "/machine/unattached/device[0]", "stats": [{"name": "exits", "value": 5}, {"name": "irq_injections", "value": 2}]},` +
+				`{"provider": "kvm", "qom-path": "/machine/unattached/device[1]", "stats": [{"name": "exits", "value": 7}]}]}`}
+		case strings.Contains(line, "query-stats"):
+			return []string{`{"return": [{"provider": "kvm", "stats": [{"name": "halt_wait_hist", "value": [1, 2]}]}]}`}
+		}
+		return []string{`{"error": {"class": "CommandNotFound", "desc": "no"}}`}
+	})
+	q, err := DialQMP(context.Background(), sock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if tids, err := q.VCPUThreads(); err != nil || len(tids) != 2 || tids[0] != 11 || tids[1] != 12 {
+		t.Errorf("VCPUThreads = %v, %v", tids, err)
+	}
+	st, err := q.KVMStats("exits", "irq_injections")
+	if err != nil || st["exits"] != 12 || st["irq_injections"] != 2 {
+		t.Errorf("KVMStats = %v, %v; want exits 12 (summed), irq_injections 2", st, err)
+	}
+	if _, err := q.KVMStats("halt_wait_hist"); !errors.Is(err, ErrQMP) {
+		t.Errorf("a histogram read as a count: %v", err)
+	}
+}

@@ -15,6 +15,8 @@ const (
 	argInt
 	argBool
 	argEnumList // an array of strings from param.enum
+	argEnum     // a string from param.enum
+	argRaw      // any JSON value, checked by the command
 )
 
 func (k argKind) String() string {
@@ -25,6 +27,10 @@ func (k argKind) String() string {
 		return "integer"
 	case argBool:
 		return "boolean"
+	case argEnum:
+		return "string"
+	case argRaw:
+		return "value"
 	}
 	return "array"
 }
@@ -44,6 +50,7 @@ type args struct {
 	ints  map[string]int64
 	bools map[string]bool
 	lists map[string][]string
+	raws  map[string]json.RawMessage
 }
 
 // str returns a string argument and whether it was given.
@@ -51,6 +58,9 @@ func (a args) str(name string) (string, bool) { v, ok := a.strs[name]; return v,
 
 // integer returns an integer argument and whether it was given.
 func (a args) integer(name string) (int64, bool) { v, ok := a.ints[name]; return v, ok }
+
+// raw returns an argRaw argument and whether it was given.
+func (a args) raw(name string) (json.RawMessage, bool) { v, ok := a.raws[name]; return v, ok }
 
 // list returns an enum-list argument and whether it was given.
 func (a args) list(name string) ([]string, bool) { v, ok := a.lists[name]; return v, ok }
@@ -62,6 +72,7 @@ func bindArgs(params []param, members []member) (args, *Error) {
 	a := args{
 		strs: map[string]string{}, ints: map[string]int64{},
 		bools: map[string]bool{}, lists: map[string][]string{},
+		raws: map[string]json.RawMessage{},
 	}
 	given := make(map[string]json.RawMessage, len(members))
 	for _, m := range members {
@@ -103,12 +114,17 @@ func wrongType(name string, k argKind) *Error {
 // bind converts one present argument.
 func (a args) bind(p param, raw json.RawMessage) *Error {
 	switch p.kind {
-	case argString:
+	case argString, argEnum:
 		s, ok := jsonString(raw)
 		if !ok {
 			return wrongType(p.name, p.kind)
 		}
+		if p.kind == argEnum && !contains(p.enum, s) {
+			return genericf("Parameter '%s' does not accept value '%s'", p.name, s)
+		}
 		a.strs[p.name] = s
+	case argRaw:
+		a.raws[p.name] = raw
 	case argInt:
 		n, ok := jsonInt(raw)
 		if !ok {

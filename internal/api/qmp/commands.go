@@ -152,6 +152,7 @@ func newCommands(s *Server) map[string]command {
 	migrationCommands(s, cmds) // migrate.go
 	memoryCommands(s, cmds)    // memory.go
 	metricsCommands(s, cmds)   // metrics.go
+	statsCommands(s, cmds)     // stats.go
 	return cmds
 }
 

@@ -21,6 +21,8 @@ func FuzzQMPInput(f *testing.F) {
 		neg + `{"execute":"human-monitor-command","arguments":{"command-line":"info cpus","cpu-index":1}}`,
 		neg + `{"execute":"balloon","arguments":{"value":1}}{"exec-oob":"stop","id":[{}]}`,
 		neg + `{"execute":"query-cpus-fast"}{"execute":"query-block"}{"execute":"query-commands"}`,
+		neg + `{"execute":"query-stats","arguments":{"target":"vcpu","vcpus":["/machine/unattached/device[0]"],"providers":[{"provider":"kvm","names":["exits"]}]}}`,
+		neg + `{"execute":"query-stats-schemas"}{"execute":"human-monitor-command","arguments":{"command-line":"info stats vm a,b kvm"}}`,
 		`{"execute":"qmp_capabilities","arguments":{"enable":["x"]}}`,
 		`[[[[{"a":"\u0000"}]]]]`,
 		`{"a" 1}{,}@}]"x`,
@@ -29,7 +31,7 @@ func FuzzQMPInput(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	m := newFakeMachine()
+	m := &statsMachine{newFakeMachine()}
 	s := NewServer(m, Options{Package: "vireo-fuzz", MaxMessage: 4096})
 	defer s.Close()
 	f.Fuzz(func(t *testing.T, input []byte) {

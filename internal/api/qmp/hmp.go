@@ -14,6 +14,7 @@ var hmpInfo = []struct{ name, help string }{
 	{"kvm", "show KVM information"},
 	{"memory_size_summary", "show the amount of initially allocated and present hotpluggable (if enabled) memory in bytes."},
 	{"name", "show the current VM name"},
+	{"stats", "show statistics for the given target (vm or vcpu); optionally filter by name (comma-separated list, or * for all) and provider"},
 	{"status", "show the current VM status (running|paused)"},
 	{"uuid", "show the current VM UUID"},
 	{"version", "show the version of QEMU"},
@@ -55,7 +56,7 @@ func (s *Server) hmp(line string, cpu int64, hasCPU bool) (string, error) {
 			}
 			break
 		}
-		if !s.hmpInfo(&b, words[1], current) {
+		if !s.hmpInfo(&b, words[1], words[2:], current) {
 			return crlf(fmt.Sprintf("unknown command: 'info %s'\n", words[1])), nil
 		}
 	case "help", "?":
@@ -83,7 +84,7 @@ func (s *Server) hmp(line string, cpu int64, hasCPU bool) (string, error) {
 }
 
 // hmpInfo writes the output of `info what`; false means no such command.
-func (s *Server) hmpInfo(b *strings.Builder, what string, current int) bool {
+func (s *Server) hmpInfo(b *strings.Builder, what string, rest []string, current int) bool {
 	switch what {
 	case "status":
 		// QEMU prints "paused" for every state but running, and names
@@ -139,6 +140,8 @@ func (s *Server) hmpInfo(b *strings.Builder, what string, current int) bool {
 		s.hmpHostMemory(b)
 	case "blockstats":
 		s.hmpBlockstats(b)
+	case "stats":
+		s.hmpStats(b, rest, current)
 	case "memory_size_summary":
 		fmt.Fprintf(b, "base memory: %d\nplugged memory: 0\n", s.m.MemorySize())
 	default:
