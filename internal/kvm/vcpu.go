@@ -15,11 +15,16 @@ type VCPU struct {
 	f   *os.File
 	ID  int
 	run Run
+	// ring is the coalesced-write ring inside the mapping (nil when the
+	// host has none), shared with the other vCPUs under coalesced.mu.
+	ring      []byte
+	coalesced *coalescedState
 }
 
 // Close unmaps kvm_run and closes the vCPU fd.
 func (c *VCPU) Close() error {
 	if c.run.b != nil {
+		c.ring = nil
 		unix.Munmap(c.run.b)
 		c.run.b = nil
 	}

@@ -9,9 +9,10 @@ import (
 
 // VM is a KVM virtual machine file descriptor.
 type VM struct {
-	f       *os.File
-	sys     *System
-	runSize int
+	f         *os.File
+	sys       *System
+	runSize   int
+	coalesced coalescedState
 }
 
 // Close closes the VM fd. vCPUs must be closed first.
@@ -223,5 +224,9 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		unix.Close(int(r))
 		return nil, fmt.Errorf("kvm: mapping kvm_run of vCPU %d: %w", id, err)
 	}
-	return &VCPU{f: os.NewFile(r, fmt.Sprintf("kvm-vcpu:%d", id)), ID: id, run: Run{b: run}}, nil
+	c := &VCPU{f: os.NewFile(r, fmt.Sprintf("kvm-vcpu:%d", id)), ID: id, run: Run{b: run}, coalesced: &vm.coalesced}
+	if p := vm.ringPage(); p > 0 {
+		c.ring = run[p*coalescedRingPage : (p+1)*coalescedRingPage]
+	}
+	return c, nil
 }

@@ -338,6 +338,9 @@ func (v *VCPU) run(cpu *kvm.VCPU, paused bool) (ev Event) {
 		}
 
 		err := cpu.Run()
+		// Writes KVM buffered (coalesced MMIO) take effect before this
+		// exit is handled, in the order the guest made them.
+		cpu.DrainCoalesced(v.cfg.MMIO, v.cfg.PIO)
 		if err != nil {
 			if errors.Is(err, kvm.ErrInterrupted) {
 				run.ClearKick()

@@ -12,17 +12,25 @@ type VM interface {
 	IRQFDDeassign(eventfd int, gsi uint32) error
 }
 
+// coalescer is implemented by a VM that can buffer guest writes to a
+// zone instead of exiting for each (*kvm.VM, coalesced MMIO).
+type coalescer interface {
+	CoalescedMMIO(addr uint64, size uint32, unregister bool) error
+}
+
 type attachment struct {
-	vm   VM
-	base uint64
-	gsi  uint32
-	n    int // ioeventfds registered
-	irq  bool
+	vm        VM
+	base      uint64
+	gsi       uint32
+	n         int // ioeventfds registered
+	irq       bool
+	coalesced bool // InterruptACK writes are buffered by KVM
 }
 
 // Attach wires the transport into the VM for a window at base: one
 // ioeventfd per queue on QueueNotify (4-byte writes whose value is the
-// queue index) and the interrupt eventfd as the irqfd of gsi. The caller
+// queue index), the interrupt eventfd as the irqfd of gsi, and, where
+// the VM offers it, a coalesced zone on InterruptACK. The caller
 // also inserts the transport on the MMIO bus at base.
 func (t *Transport) Attach(vm VM, base uint64, gsi uint32) error {
 	t.mu.Lock()
@@ -44,6 +52,12 @@ func (t *Transport) Attach(vm VM, base uint64, gsi uint32) error {
 		return fmt.Errorf("mmio: %s interrupt: %w", t.id, err)
 	}
 	a.irq = true
+	// The driver's InterruptACK write needs no answer, so where KVM can
+	// buffer it the guest does not exit to Vireo for it (see isrReg). A
+	// VM that cannot just takes the exit.
+	if c, ok := vm.(coalescer); ok && c.CoalescedMMIO(base+regInterruptACK, 4, false) == nil {
+		a.coalesced = true
+	}
 	t.attached = a
 	return nil
 }
@@ -59,6 +73,11 @@ func (t *Transport) detach(a *attachment) error {
 	}
 	if a.irq {
 		if err := a.vm.IRQFDDeassign(t.irqfd.FD(), a.gsi); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.coalesced {
+		if err := a.vm.(coalescer).CoalescedMMIO(a.base+regInterruptACK, 4, true); err != nil {
 			errs = append(errs, err)
 		}
 	}

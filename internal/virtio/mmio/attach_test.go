@@ -109,3 +109,49 @@ func TestAttachFailureUnwinds(t *testing.T) {
 		})
 	}
 }
+
+// coalescingVM is a fakeVM that also buffers writes to zones.
+type coalescingVM struct {
+	*fakeVM
+	zones map[[2]uint64]bool
+	fail  bool
+}
+
+func (v *coalescingVM) CoalescedMMIO(addr uint64, size uint32, unregister bool) error {
+	if v.fail {
+		return errors.New("no coalesced MMIO")
+	}
+	z := [2]uint64{addr, uint64(size)}
+	if unregister {
+		if !v.zones[z] {
+			return errors.New("unregistering an unknown zone")
+		}
+		delete(v.zones, z)
+		return nil
+	}
+	v.zones[z] = true
+	return nil
+}
+
+// TestAttachCoalescesACK registers InterruptACK as a coalesced zone where
+// the VM can, removes it on Close, and attaches without it where it
+// cannot.
+func TestAttachCoalescesACK(t *testing.T) {
+	const base = 0xd0002000
+	for _, fail := range []bool{false, true} {
+		tr, _, _ := newTransport(t)
+		vm := &coalescingVM{fakeVM: newFakeVM(), zones: map[[2]uint64]bool{}, fail: fail}
+		if err := tr.Attach(vm, base, 7); err != nil {
+			t.Fatalf("fail=%v: %v", fail, err)
+		}
+		if got := vm.zones[[2]uint64{base + regInterruptACK, 4}]; got == fail || len(vm.zones) != map[bool]int{false: 1, true: 0}[fail] {
+			t.Errorf("fail=%v: zones %v", fail, vm.zones)
+		}
+		if err := tr.Close(); err != nil {
+			t.Fatalf("fail=%v: Close: %v", fail, err)
+		}
+		if len(vm.zones) != 0 {
+			t.Errorf("fail=%v: left registered: %v", fail, vm.zones)
+		}
+	}
+}

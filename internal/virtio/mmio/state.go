@@ -63,7 +63,7 @@ func (t *Transport) SaveState() (State, error) {
 	s := State{
 		DeviceID:    uint32(t.id),
 		Status:      t.status.Load(),
-		ISR:         t.isr.Load(),
+		ISR:         t.isr.load(),
 		ConfigGen:   t.configGen.Load(),
 		DevFeatSel:  t.devFeatSel,
 		DrvFeatSel:  t.drvFeatSel,
@@ -111,7 +111,7 @@ func (t *Transport) RestoreState(s State) error {
 		}
 	}
 	t.status.Store(s.Status)
-	t.isr.Store(s.ISR)
+	t.isr.store(s.ISR)
 	t.configGen.Store(s.ConfigGen)
 	t.active = s.Active
 	if s.ISR != 0 {

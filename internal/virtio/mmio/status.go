@@ -100,7 +100,7 @@ func (t *Transport) needsReset(err error) {
 	t.log.Error("virtio device needs a reset", "device", t.id, "err", err)
 	old := t.status.Or(virtio.StatusDeviceNeedsReset)
 	if old&virtio.StatusDriverOK != 0 && old&virtio.StatusDeviceNeedsReset == 0 {
-		t.isr.Or(IntConfigChange)
+		t.isr.raise(IntConfigChange)
 		if err := t.trigger.Trigger(); err != nil {
 			t.log.Error("virtio-mmio: raising the interrupt", "device", t.id, "err", err)
 		}
@@ -121,7 +121,7 @@ func (t *Transport) reset() {
 	for _, e := range t.notify {
 		e.Drain()
 	}
-	t.isr.Store(0)
+	t.isr.store(0)
 	t.status.Store(0)
 }
 
@@ -135,7 +135,7 @@ func (i *interrupt) Used(q *virtio.Queue) error {
 	if err != nil || !n {
 		return err
 	}
-	i.t.isr.Or(IntUsedBuffer)
+	i.t.isr.raise(IntUsedBuffer)
 	return i.t.trigger.Trigger()
 }
 
@@ -143,6 +143,6 @@ func (i *interrupt) Used(q *virtio.Queue) error {
 // configuration-change interrupt.
 func (i *interrupt) ConfigChanged() error {
 	i.t.configGen.Add(1)
-	i.t.isr.Or(IntConfigChange)
+	i.t.isr.raise(IntConfigChange)
 	return i.t.trigger.Trigger()
 }

@@ -55,7 +55,7 @@ type Transport struct {
 
 	// Written by the device's workers too, so lock-free.
 	status    atomic.Uint32
-	isr       atomic.Uint32
+	isr       isrReg
 	configGen atomic.Uint32
 
 	notify  []*hostos.EventFD
@@ -133,7 +133,7 @@ func (t *Transport) Device() virtio.Device { return t.dev }
 func (t *Transport) Status() uint32 { return t.status.Load() }
 
 // InterruptStatus returns the interrupt status register.
-func (t *Transport) InterruptStatus() uint32 { return t.isr.Load() }
+func (t *Transport) InterruptStatus() uint32 { return t.isr.load() }
 
 // Read implements bus.Device. Registers are 32 bits wide and must be read
 // with aligned 4-byte accesses (others read as zero); the configuration
@@ -218,7 +218,7 @@ func (t *Transport) readReg(off uint64) uint32 {
 		}
 		return 0
 	case regInterruptStatus:
-		return t.isr.Load()
+		return t.isr.read()
 	case regStatus:
 		return t.status.Load()
 	case regSHMLenLow, regSHMLenHigh, regSHMBaseLow, regSHMBaseHigh:
@@ -252,7 +252,7 @@ func (t *Transport) writeReg(off uint64, v uint32) {
 		regQueueDriverLow, regQueueDriverHigh, regQueueDeviceLow, regQueueDeviceHigh:
 		t.writeQueueReg(off, v)
 	case regInterruptACK:
-		t.isr.And(^v)
+		t.isr.ack(v)
 	case regStatus:
 		t.setStatus(v)
 	}
