@@ -1,13 +1,8 @@
 package kvm
 
 import (
-	"runtime"
 	"testing"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
-
-	"github.com/vireo-vmm/vireo/internal/testutil"
 )
 
 func TestCoalescedABI(t *testing.T) {
@@ -43,28 +38,11 @@ func (w *writes) Write(addr uint64, data []byte) bool {
 // coalesced zone and then once to a plain MMIO address: KVM exits only
 // for the last, and the ring replays the first two, in order.
 func TestCoalescedMMIO(t *testing.T) {
-	testutil.RequireKVM(t)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sys, err := Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	sys, vm := openVM(t)
 	if sys.CheckExtension(CapCoalescedMMIO) == 0 {
 		t.Skip("no coalesced MMIO on this host")
 	}
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-	mem, err := unix.Mmap(-1, 0, 0x8000, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(mem)
-	copy(mem[0x1000:], []byte{
+	mem := guestRAM(t, 0x8000, []byte{
 		0xb0, 0x11, 0xa2, 0x04, 0x80, // mov al, 0x11; mov [0x8004], al
 		0xb0, 0x22, 0xa2, 0x04, 0x80, // mov al, 0x22; mov [0x8004], al
 		0xb0, 0x33, 0xa2, 0x00, 0x90, // mov al, 0x33; mov [0x9000], al
@@ -76,26 +54,7 @@ func TestCoalescedMMIO(t *testing.T) {
 	if err := vm.CoalescedMMIO(0x8000, 16, false); err != nil {
 		t.Fatal(err)
 	}
-	cpu, err := vm.CreateVCPU(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cpu.Close()
-	cpuid, _ := sys.SupportedCPUID()
-	if err := cpu.SetCPUID(cpuid); err != nil {
-		t.Fatal(err)
-	}
-	sregs, err := cpu.Sregs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sregs.Cs.Base, sregs.Cs.Selector = 0, 0
-	if err := cpu.SetSregs(sregs); err != nil {
-		t.Fatal(err)
-	}
-	if err := cpu.SetRegs(Regs{Rip: 0x1000, Rflags: 2}); err != nil {
-		t.Fatal(err)
-	}
+	cpu := realModeVCPU(t, sys, vm)
 	var mmio, pio writes
 	if err := cpu.Run(); err != nil {
 		t.Fatal(err)

@@ -1,44 +1,20 @@
 package kvm
 
-import (
-	"runtime"
-	"testing"
-
-	"github.com/vireo-vmm/vireo/internal/testutil"
-	"golang.org/x/sys/unix"
-)
+import "testing"
 
 // TestDirtyLog runs a real-mode guest that writes two pages of a slot
 // registered with KVM_MEM_LOG_DIRTY_PAGES: KVM_GET_DIRTY_LOG reports
 // exactly those pages (and the page of the code it fetched is not
 // written), and a second fetch finds the bitmap cleared.
 func TestDirtyLog(t *testing.T) {
-	testutil.RequireKVM(t)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	sys, err := Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
+	sys, vm := openVM(t)
 	const size = 0x10000 // 16 pages
-	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(mem)
-	code := []byte{
+	mem := guestRAM(t, size, []byte{
 		0xb0, 0x42, // mov al, 0x42
 		0xa2, 0x10, 0x30, // mov [0x3010], al
 		0xa2, 0x00, 0x90, // mov [0x9000], al
 		0xf4, // hlt
-	}
-	copy(mem[0x1000:], code)
+	})
 	// Registered without logging first, then the flag is switched on in
 	// place, as a running VM's slots are.
 	if err := vm.SetUserMemoryRegion(0, 0, 0, size, hostAddr(mem)); err != nil {
@@ -47,23 +23,7 @@ func TestDirtyLog(t *testing.T) {
 	if err := vm.SetUserMemoryRegion(0, MemLogDirtyPages, 0, size, hostAddr(mem)); err != nil {
 		t.Fatal(err)
 	}
-	cpu, err := vm.CreateVCPU(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cpu.Close()
-	sregs, err := cpu.Sregs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sregs.Cs.Base, sregs.Cs.Selector = 0, 0
-	sregs.Ds.Base, sregs.Ds.Selector = 0, 0
-	if err := cpu.SetSregs(sregs); err != nil {
-		t.Fatal(err)
-	}
-	if err := cpu.SetRegs(Regs{Rip: 0x1000, Rflags: 2}); err != nil {
-		t.Fatal(err)
-	}
+	cpu := realModeVCPU(t, sys, vm)
 	if err := cpu.Run(); err != nil {
 		t.Fatalf("KVM_RUN: %v", err)
 	}

@@ -2,26 +2,16 @@ package kvm
 
 import (
 	"errors"
-	"runtime"
 	"testing"
 
 	"github.com/vireo-vmm/vireo/internal/testutil"
-	"golang.org/x/sys/unix"
 )
 
 // TestRealModeGuest runs a few real-mode instructions on a real vCPU: the
 // guest writes a byte to a port, touches MMIO and halts, and every exit is
 // decoded through the Run view.
 func TestRealModeGuest(t *testing.T) {
-	testutil.RequireKVM(t)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-
-	sys, err := Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sys.Close()
+	sys, vm := openVM(t)
 	for _, c := range []int{CapUserMemory, CapImmediateExit, CapIRQChip, CapIRQFD, CapIOEventFD} {
 		if sys.CheckExtension(c) == 0 {
 			t.Fatalf("capability %d missing", c)
@@ -35,47 +25,17 @@ func TestRealModeGuest(t *testing.T) {
 	if err != nil || len(msrs) == 0 {
 		t.Fatalf("MSRIndexList: %v (%d)", err, len(msrs))
 	}
-	vm, err := sys.CreateVM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer vm.Close()
-
-	mem, err := unix.Mmap(-1, 0, 0x10000, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(mem)
-	// mov al, 0x42; out 0x10, al; mov byte [0x2000], al (with DS=0, MMIO at 0x2000 is unmapped... use a hole); hlt
 	code := []byte{
 		0xb0, 0x42, // mov al, 0x42
 		0xe6, 0x10, // out 0x10, al
 		0xa2, 0x00, 0x80, // mov [0x8000], al  (0x8000 is outside the memory slot: MMIO)
 		0xf4, // hlt
 	}
-	copy(mem[0x1000:], code)
+	mem := guestRAM(t, 0x10000, code)
 	if err := vm.SetUserMemoryRegion(0, 0, 0, 0x8000, hostAddr(mem)); err != nil {
 		t.Fatal(err)
 	}
-	cpu, err := vm.CreateVCPU(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cpu.Close()
-	if err := cpu.SetCPUID(cpuid); err != nil {
-		t.Fatal(err)
-	}
-	sregs, err := cpu.Sregs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sregs.Cs.Base, sregs.Cs.Selector = 0, 0
-	if err := cpu.SetSregs(sregs); err != nil {
-		t.Fatal(err)
-	}
-	if err := cpu.SetRegs(Regs{Rip: 0x1000, Rflags: 2}); err != nil {
-		t.Fatal(err)
-	}
+	cpu := realModeVCPU(t, sys, vm)
 	run := cpu.RunData()
 
 	step := func() uint32 {
