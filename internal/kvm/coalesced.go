@@ -43,7 +43,7 @@ type coalescedState struct {
 // KVM buffers (or removes it, with unregister). It fails on hosts whose
 // KVM has no coalesced MMIO; writes then exit as usual.
 func (vm *VM) CoalescedMMIO(addr uint64, size uint32, unregister bool) error {
-	if vm.ringPage() == 0 {
+	if vm.ringPage == 0 {
 		return fmt.Errorf("kvm: no coalesced MMIO on this host")
 	}
 	z := coalescedZone{Addr: addr, Size: size}
@@ -57,10 +57,11 @@ func (vm *VM) CoalescedMMIO(addr uint64, size uint32, unregister bool) error {
 	return nil
 }
 
-// ringPage is the page of the vCPU mapping that holds the ring (0: none).
-func (vm *VM) ringPage() int {
-	off := vm.sys.CheckExtension(CapCoalescedMMIO)
-	if off <= 0 || (off+1)*coalescedRingPage > vm.runSize || unix.Getpagesize() != coalescedRingPage {
+// coalescedRingPage returns the page of a vCPU mapping of runSize bytes
+// that holds the ring, or 0 when the host has none.
+func (s *System) coalescedRingPage(runSize int) int {
+	off := s.CheckExtension(CapCoalescedMMIO)
+	if off <= 0 || (off+1)*coalescedRingPage > runSize || unix.Getpagesize() != coalescedRingPage {
 		return 0
 	}
 	return off

@@ -137,5 +137,5 @@ func (s *System) CreateVM() (*VM, error) {
 		unix.Close(int(r))
 		return nil, err
 	}
-	return &VM{f: os.NewFile(r, "kvm-vm"), sys: s, runSize: mmapSize}, nil
+	return &VM{f: os.NewFile(r, "kvm-vm"), sys: s, runSize: mmapSize, ringPage: s.coalescedRingPage(mmapSize)}, nil
 }

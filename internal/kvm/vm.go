@@ -12,6 +12,7 @@ type VM struct {
 	f         *os.File
 	sys       *System
 	runSize   int
+	ringPage  int // page of a vCPU mapping with the coalesced ring; 0: none
 	coalesced coalescedState
 }
 
@@ -225,7 +226,7 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		return nil, fmt.Errorf("kvm: mapping kvm_run of vCPU %d: %w", id, err)
 	}
 	c := &VCPU{f: os.NewFile(r, fmt.Sprintf("kvm-vcpu:%d", id)), ID: id, run: Run{b: run}, coalesced: &vm.coalesced}
-	if p := vm.ringPage(); p > 0 {
+	if p := vm.ringPage; p > 0 {
 		c.ring = run[p*coalescedRingPage : (p+1)*coalescedRingPage]
 	}
 	return c, nil

@@ -25,14 +25,7 @@ func (r *isrReg) load() uint32 { return uint32(r.w.Load()) }
 
 // read is the driver's read: the status, forgetting what was raised
 // before it.
-func (r *isrReg) read() uint32 {
-	for {
-		old := r.w.Load()
-		if r.w.CompareAndSwap(old, old&0xffffffff) {
-			return uint32(old)
-		}
-	}
-}
+func (r *isrReg) read() uint32 { return uint32(r.w.And(0xffffffff)) }
 
 // ack clears the acknowledged bits that were not raised again since the
 // driver's last read.
