@@ -141,28 +141,36 @@ func (a args) bind(p param, raw json.RawMessage) *Error {
 			return wrongType(p.name, p.kind)
 		}
 	case argEnumList:
-		if raw[0] != '[' {
-			return wrongType(p.name, p.kind)
+		vals, e := stringList(raw, p.name)
+		if e != nil {
+			return e
 		}
-		var elems []json.RawMessage
-		if err := json.Unmarshal(raw, &elems); err != nil {
-			return wrongType(p.name, p.kind)
-		}
-		vals := make([]string, 0, len(elems))
-		for i, e := range elems {
-			name := fmt.Sprintf("%s[%d]", p.name, i)
-			s, ok := jsonString(e)
-			if !ok {
-				return wrongType(name, argString)
-			}
+		for i, s := range vals {
 			if !contains(p.enum, s) {
-				return genericf("Parameter '%s' does not accept value '%s'", name, s)
+				return genericf("Parameter '%s[%d]' does not accept value '%s'", p.name, i, s)
 			}
-			vals = append(vals, s)
 		}
 		a.lists[p.name] = vals
 	}
 	return nil
+}
+
+// stringList decodes a JSON array of strings; name is the parameter's
+// path for error messages.
+func stringList(raw json.RawMessage, name string) ([]string, *Error) {
+	var elems []json.RawMessage
+	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
+		return nil, wrongType(name, argEnumList)
+	}
+	out := make([]string, 0, len(elems))
+	for i, e := range elems {
+		s, ok := jsonString(e)
+		if !ok {
+			return nil, wrongType(fmt.Sprintf("%s[%d]", name, i), argString)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // jsonString decodes a JSON string value.

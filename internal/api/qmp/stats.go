@@ -115,23 +115,6 @@ func parseProviders(raw json.RawMessage) (*statsFilter, *Error) {
 	return f, nil
 }
 
-// stringList decodes a JSON array of strings.
-func stringList(raw json.RawMessage, name string) ([]string, *Error) {
-	var elems []json.RawMessage
-	if len(raw) == 0 || raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
-		return nil, wrongType(name, argEnumList)
-	}
-	out := make([]string, 0, len(elems))
-	for i, e := range elems {
-		s, ok := jsonString(e)
-		if !ok {
-			return nil, wrongType(fmt.Sprintf("%s[%d]", name, i), argString)
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
 // statJSON is a statistic's value as QEMU gives it: a boolean for
 // boolean units, a list for histograms, else an integer.
 func statJSON(st kvm.Stat) any {
