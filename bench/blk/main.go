@@ -109,12 +109,19 @@ type sample struct {
 	bytes   int64
 	seconds float64 // as the guest timed it
 	cpu     cpuTimes
-	kvm     map[string]uint64 // increases of KVM's vCPU statistics (kvmStatNames)
+	kvm     map[string]uint64 // increases of KVM's vCPU statistics (kvmRows)
 	ios     float64           // requests: 1 MiB ones, or the random reads
 }
 
-// kvmStatNames are the KVM statistics sampled around each measurement.
-var kvmStatNames = []string{"insn_emulation", "exits", "mmio_exits", "irq_injections", "halt_exits"}
+// kvmStatNames are the KVM statistics sampled around each measurement:
+// those the report shows (kvmRows).
+var kvmStatNames = func() []string {
+	var names []string
+	for _, r := range kvmRows {
+		names = append(names, r.stat)
+	}
+	return names
+}()
 
 // subject is one VMM under test.
 type subject struct {
@@ -318,8 +325,8 @@ func perGiB(d time.Duration, bytes int64) float64 {
 // perRequest prints KVM's statistics per request of a sample.
 func perRequest(sm sample) string {
 	var b strings.Builder
-	for _, n := range kvmStatNames {
-		fmt.Fprintf(&b, " %s=%.1f", n, float64(sm.kvm[n])/sm.ios)
+	for _, r := range kvmRows {
+		fmt.Fprintf(&b, " %s=%.1f", r.stat, float64(sm.kvm[r.stat])/sm.ios)
 	}
 	return strings.TrimSpace(b.String())
 }
